@@ -1,0 +1,171 @@
+"""The training loop: cadence, history, early stopping, shuffling, determinism, errors."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from mnist import synthetic_mnist
+from trainer import EarlyStopping, TrainingDivergedError, train
+from utils import BinaryModel, SoftmaxModel, one_hot_encode, pre_process_images
+
+SETTINGS = dict(learning_rate=0.05, batch_size=32, num_epochs=3)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Synthetic MNIST-shaped data: 640 training images (20 steps of 32), 200 validation images."""
+    X_train, Y_train, X_val, Y_val = synthetic_mnist(num_train=640, num_test=200, seed=3)
+    return pre_process_images(X_train), Y_train, pre_process_images(X_val), Y_val
+
+
+@pytest.fixture(scope="module")
+def binary(digits):
+    X_train, Y_train, X_val, Y_val = digits
+    return X_train, (Y_train < 5).astype(float)[:, None], X_val, (Y_val < 5).astype(float)[:, None]
+
+
+# ---------------------------------------------------------------- early stopping rule
+
+
+def test_early_stopping_stops_exactly_at_the_tenth_check_without_improvement():
+    stopper = EarlyStopping(10)
+    assert not stopper.update(1.0, 0)
+    decisions = [stopper.update(1.0 + 0.01 * i, i + 1) for i in range(10)]
+    assert decisions == [False] * 9 + [True]
+    assert stopper.best_step == 0 and stopper.best_loss == 1.0
+
+
+def test_an_improvement_resets_the_count():
+    stopper = EarlyStopping(3)
+    losses = [5, 6, 6, 4, 7, 7, 7]  # an equal loss is no improvement
+    decisions = [stopper.update(loss, step) for step, loss in enumerate(losses)]
+    assert decisions == [False, False, False, False, False, False, True]
+    assert stopper.best_step == 3 and stopper.best_loss == 4
+
+
+def test_no_patience_never_stops():
+    stopper = EarlyStopping(None)
+    assert not any(stopper.update(float(i), i) for i in range(1000))
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def test_history_follows_the_course_cadence(digits):
+    result = train(SoftmaxModel(), *digits, **SETTINGS)
+    h = result.history
+    assert result.steps_per_epoch == 20 and result.val_every == 4
+    assert len(h["train_loss"]) == 60 == result.num_steps
+    assert h["check_steps"] == list(range(0, 60, 4))
+    for key in ("val_loss", "val_accuracy", "train_accuracy", "train_set_loss"):
+        assert len(h[key]) == 15
+    assert result.stop_step == 59 and result.stop_epoch == 2 and not result.stopped_early
+    assert h["train_loss"][0] == pytest.approx(np.log(10), abs=1e-12)  # zero weights, before the first update
+    json.dumps(result.to_dict())  # plain data
+
+
+def test_training_learns_both_tasks(digits, binary):
+    softmax = train(SoftmaxModel(), *digits, **SETTINGS)
+    assert softmax.final["val_accuracy"] > 0.9 and softmax.final["val_loss"] < softmax.history["val_loss"][0]
+    logistic = train(BinaryModel(), *binary, **SETTINGS)
+    assert logistic.final["val_accuracy"] > 0.9
+
+
+def test_labels_and_one_hot_targets_train_identically(digits):
+    X_train, Y_train, X_val, Y_val = digits
+    a = train(SoftmaxModel(), X_train, Y_train, X_val, Y_val, **SETTINGS)
+    b = train(SoftmaxModel(), X_train, one_hot_encode(Y_train, 10), X_val, one_hot_encode(Y_val, 10), **SETTINGS)
+    assert a.history == b.history
+
+
+def test_same_seed_same_history_bit_for_bit(digits):
+    runs = [train(SoftmaxModel(0.01), *digits, **SETTINGS, shuffle=True, rng=np.random.default_rng(seed))
+            for seed in (5, 5, 6)]
+    assert json.dumps(runs[0].to_dict()) == json.dumps(runs[1].to_dict())
+    assert runs[0].history["train_loss"] != runs[2].history["train_loss"]
+
+
+def test_shuffling_changes_the_batches_but_not_the_first_loss(digits):
+    plain = train(SoftmaxModel(), *digits, **SETTINGS)
+    shuffled = train(SoftmaxModel(), *digits, **SETTINGS, shuffle=True, rng=np.random.default_rng(0))
+    assert plain.history["train_loss"][0] == shuffled.history["train_loss"][0]  # zero weights: log 10 on any batch
+    assert plain.history["train_loss"][1:] != shuffled.history["train_loss"][1:]
+
+
+def test_float32_training_tracks_float64(digits):
+    X_train, Y_train, X_val, Y_val = digits
+    r64 = train(SoftmaxModel(), *digits, **SETTINGS)
+    m32 = SoftmaxModel(dtype=np.float32)
+    r32 = train(m32, X_train.astype(np.float32), Y_train, X_val.astype(np.float32), Y_val, **SETTINGS)
+    assert m32.w.dtype == np.float32
+    np.testing.assert_allclose(r32.history["val_loss"], r64.history["val_loss"], rtol=1e-4)
+
+
+def test_early_stopping_in_the_loop_and_restoring_the_best_weights(digits):
+    # A large learning rate makes the validation loss bounce; patience 2 stops early.
+    settings = dict(SETTINGS, learning_rate=5.0, num_epochs=50)
+    result = train(SoftmaxModel(), *digits, **settings, early_stopping_patience=2)
+    h = result.history
+    assert result.stopped_early and result.num_steps < 50 * 20
+    assert h["check_steps"][-1] == result.stop_step and result.stop_epoch == result.stop_step // 20
+    best = int(np.argmin(h["val_loss"]))
+    assert h["check_steps"][best] == result.best_step and len(h["check_steps"]) - 1 - best == 2
+
+    model = SoftmaxModel()
+    restored = train(model, *digits, **settings, early_stopping_patience=2, restore_best_weights=True)
+    assert restored.restored_best
+    X_val, Y_val = digits[2], digits[3]
+    assert model.evaluate(X_val, Y_val)[0] == restored.best_val_loss
+
+
+@pytest.mark.parametrize(("learning_rate", "what"), [(1e30, "became (nan|inf)|reached"), (100.0, "reached")])
+def test_divergence_is_a_clear_error(digits, learning_rate, what):
+    X_train, Y_train, X_val, Y_val = digits
+    noise = np.random.default_rng(0).permutation(Y_train)  # labels that cannot be learned: the loss has no floor
+    with pytest.raises(TrainingDivergedError, match=rf"diverged: the \w+ loss ({what}).* at step \d+ \(epoch \d+\) "
+                                                   rf"with learning_rate={re.escape(str(learning_rate))}; "
+                                                   "try a smaller learning rate"):
+        train(SoftmaxModel(dtype=np.float32), X_train.astype(np.float32), noise, X_val.astype(np.float32), Y_val,
+              learning_rate=learning_rate, batch_size=32, num_epochs=50)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        (dict(learning_rate=0), r"learning_rate must be a finite number > 0, received 0"),
+        (dict(learning_rate=float("nan")), r"learning_rate .* received nan"),
+        (dict(batch_size=0), r"batch_size must be an integer in \[1, 640\].*received 0"),
+        (dict(batch_size=641), r"received 641"),
+        (dict(batch_size=32.0), r"received 32.0"),
+        (dict(num_epochs=0), r"num_epochs must be an integer >= 1, received 0"),
+        (dict(early_stopping_patience=0), r"early_stopping_patience must be an integer >= 1 .* received 0"),
+        (dict(shuffle=True), r"shuffle=True needs rng, a numpy.random.Generator; received None"),
+    ],
+)
+def test_hyperparameters_are_checked_up_front(digits, override, match):
+    with pytest.raises(ValueError, match=match):
+        train(SoftmaxModel(), *digits, **{**SETTINGS, **override})
+
+
+def test_data_errors_name_what_was_received(digits):
+    X_train, Y_train, X_val, Y_val = digits
+    with pytest.raises(ValueError, match=r"X_train must have shape \(N, 785\), received \(640, 784\)"):
+        train(SoftmaxModel(), X_train[:, :784], Y_train, X_val, Y_val, **SETTINGS)
+    bad = X_val.copy()
+    bad[3, 3] = np.nan
+    with pytest.raises(ValueError, match="X_val must be finite"):
+        train(SoftmaxModel(), X_train, Y_train, bad, Y_val, **SETTINGS)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\), received values in \[3, 12\]"):
+        train(SoftmaxModel(), X_train, Y_train + 3, X_val, Y_val, **SETTINGS)
+    with pytest.raises(ValueError, match=r"X_train has 640 rows but Y_train has 639 labels"):
+        train(SoftmaxModel(), X_train, Y_train[:-1], X_val, Y_val, **SETTINGS)
+    with pytest.raises(ValueError, match=r"Y_train must have shape \(640, 1\) for the binary model"):
+        train(BinaryModel(), X_train, np.zeros((640, 2)), X_val, (Y_val < 5)[:, None], **SETTINGS)
+
+
+def test_training_does_not_modify_its_inputs(digits):
+    copies = [a.copy() for a in digits]
+    train(SoftmaxModel(), *digits, **SETTINGS, shuffle=True, rng=np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(digits, copies))

@@ -1,0 +1,239 @@
+"""Mini-batch SGD for the linear models in `utils`: validation cadence, history, early stopping, shuffling."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from utils import LinearModel, as_labels, batch_indices
+
+VAL_CHECKS_PER_EPOCH = 5  # the course validates every (N // batch_size) // 5 steps
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss stopped being a finite number."""
+
+
+class EarlyStopping:
+    """Stop after `patience` consecutive validation checks without a new lowest loss; None never stops."""
+
+    def __init__(self, patience: int | None):
+        self.patience = patience
+        self.best_loss = math.inf
+        self.best_step = -1
+        self.checks_since_best = 0
+
+    def update(self, val_loss: float, step: int) -> bool:
+        """Record one check; True when training should stop after it."""
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_step, self.checks_since_best = val_loss, step, 0
+        else:
+            self.checks_since_best += 1
+        return self.patience is not None and self.checks_since_best >= self.patience
+
+    @property
+    def improved(self) -> bool:
+        """Whether the last update set a new best."""
+        return self.checks_since_best == 0
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; `history` and the rest are plain JSON-serialisable values.
+
+    history: train_loss (one per step: the batch's loss before its update); check_steps (the steps
+    after whose update a validation check ran) and, aligned with it, val_loss, val_accuracy,
+    train_accuracy and train_set_loss (on the whole training set).
+    """
+
+    history: dict[str, list]
+    num_steps: int
+    steps_per_epoch: int
+    val_every: int
+    stopped_early: bool
+    stop_step: int  # the last step run
+    stop_epoch: int  # its epoch, counted from 0
+    best_step: int  # the check step with the lowest validation loss
+    best_val_loss: float
+    restored_best: bool
+    final: dict[str, float] = field(default_factory=dict)  # the last check's values
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _check_hyperparameters(learning_rate, batch_size, num_epochs, num_examples, early_stopping_patience):
+    if not (_is_real(learning_rate) and math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be a finite number > 0, received {learning_rate!r}")
+    if not (_is_int(batch_size) and 1 <= batch_size <= num_examples):
+        raise ValueError(
+            f"batch_size must be an integer in [1, {num_examples}] (the number of training examples), "
+            f"received {batch_size!r}"
+        )
+    if not (_is_int(num_epochs) and num_epochs >= 1):
+        raise ValueError(f"num_epochs must be an integer >= 1, received {num_epochs!r}")
+    if early_stopping_patience is not None and not (
+        _is_int(early_stopping_patience) and early_stopping_patience >= 1
+    ):
+        raise ValueError(
+            f"early_stopping_patience must be an integer >= 1 (validation checks) or None, "
+            f"received {early_stopping_patience!r}"
+        )
+
+
+def _check_data(model: LinearModel, X: np.ndarray, targets: np.ndarray, name: str):
+    """Return (X in the model's dtype, targets as integer labels (N,)) or raise ValueError."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != model.w.shape[0]:
+        raise ValueError(
+            f"X_{name} must have shape (N, {model.w.shape[0]}), received {X.shape}; "
+            "did you forget pre_process_images (the bias column)?"
+        )
+    if not np.issubdtype(X.dtype, np.floating) or not np.all(np.isfinite(X)):
+        raise ValueError(f"X_{name} must be finite floating-point numbers (dtype {X.dtype}; NaN or inf present?)")
+    X = np.ascontiguousarray(X, dtype=model.dtype)
+    targets = np.asarray(targets)
+    if model.num_outputs == 1:
+        if targets.shape not in ((len(X), 1), (len(X),)):
+            raise ValueError(f"Y_{name} must have shape ({len(X)}, 1) for the binary model, received {targets.shape}")
+        labels = as_labels(targets, 2)
+    else:
+        labels = as_labels(targets, model.num_outputs)
+        if labels.shape[0] != len(X):
+            raise ValueError(f"X_{name} has {len(X)} rows but Y_{name} has {labels.shape[0]} labels")
+    return X, labels
+
+
+DIVERGENCE_FACTOR = 1000.0  # a loss this many times the first step's (ln K at zero weights) counts as divergence
+
+
+def _check_diverged(loss: float, limit: float, which: str, step: int, epoch: int, learning_rate: float) -> None:
+    if not math.isfinite(loss) or loss > limit:
+        if math.isfinite(loss):
+            what = f"reached {loss:.4g}, over {DIVERGENCE_FACTOR:g} times the first step's"
+        else:
+            what = f"became {loss}"
+        raise TrainingDivergedError(
+            f"training diverged: the {which} loss {what} at step {step} (epoch {epoch}) with "
+            f"learning_rate={learning_rate}; try a smaller learning rate"
+        )
+
+
+def train(
+    model: LinearModel,
+    X_train: np.ndarray,
+    Y_train: np.ndarray,
+    X_val: np.ndarray,
+    Y_val: np.ndarray,
+    *,
+    learning_rate: float,
+    batch_size: int,
+    num_epochs: int,
+    shuffle: bool = False,
+    rng: np.random.Generator | None = None,
+    early_stopping_patience: int | None = None,
+    restore_best_weights: bool = False,
+    progress: bool = False,
+) -> TrainResult:
+    """Train `model` in place by mini-batch SGD on (X_train (N, D), Y_train) and return the history.
+
+    Y is binary (N, 1) for `BinaryModel`, labels (N,) or one-hot (N, K) for `SoftmaxModel`.
+    Each epoch runs N // batch_size steps (the last partial batch is dropped), in a fresh order
+    drawn from `rng` when `shuffle`. After the update of every step that is a multiple of
+    `(N // batch_size) // 5`, step 0 included, a check records validation loss and accuracy and
+    training-set accuracy and loss. With `early_stopping_patience`, training stops after that many
+    consecutive checks without a new lowest validation loss.
+    """
+    _check_hyperparameters(learning_rate, batch_size, num_epochs, len(X_train), early_stopping_patience)
+    if shuffle and not isinstance(rng, np.random.Generator):
+        raise ValueError(f"shuffle=True needs rng, a numpy.random.Generator; received {rng!r}")
+    X_train, y_train = _check_data(model, X_train, Y_train, "train")
+    X_val, y_val = _check_data(model, X_val, Y_val, "val")
+
+    num_examples = len(X_train)
+    steps_per_epoch = num_examples // batch_size
+    val_every = max(1, steps_per_epoch // VAL_CHECKS_PER_EPOCH)
+    binary = model.num_outputs == 1
+    # binary targets as (N, 1) floats in the model's dtype, softmax targets as integer labels (N,)
+    targets_train = y_train.reshape(-1, 1).astype(model.dtype) if binary else y_train
+    targets_val = y_val.reshape(-1, 1).astype(model.dtype) if binary else y_val
+    # One buffer per batch quantity: a shuffled batch is gathered into it with np.take, no allocation.
+    X_batch = np.empty((batch_size, X_train.shape[1]), dtype=model.dtype)
+    t_batch = np.empty((batch_size, 1), dtype=model.dtype) if binary else np.empty(batch_size, dtype=np.intp)
+    step_size = model.dtype.type(learning_rate)
+
+    history: dict[str, list] = {key: [] for key in
+                                ("train_loss", "check_steps", "val_loss", "val_accuracy", "train_accuracy",
+                                 "train_set_loss")}
+    stopper = EarlyStopping(early_stopping_patience)
+    best_w = None
+    stopped_early = False
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_epochs * steps_per_epoch, unit="step", leave=False)
+    schedule = ((epoch, idx) for epoch in range(num_epochs)
+                for idx in batch_indices(num_examples, batch_size, rng if shuffle else None))
+
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, with a clearer message
+        for step, (epoch, idx) in enumerate(schedule):
+            if shuffle:
+                X_b = np.take(X_train, idx, axis=0, out=X_batch)
+                t_b = np.take(targets_train, idx, axis=0, out=t_batch)
+            else:  # batches are contiguous: views, no copy
+                X_b, t_b = X_train[idx[0]:idx[-1] + 1], targets_train[idx[0]:idx[-1] + 1]
+            logits = X_b @ model.w
+            loss = model.loss(logits, t_b)
+            if step == 0:
+                loss_limit = DIVERGENCE_FACTOR * max(loss, 1e-3)
+            _check_diverged(loss, loss_limit, "training", step, epoch, learning_rate)
+            history["train_loss"].append(loss)
+            delta = model._output_delta_inplace(model.activation(logits), t_b)
+            model.grad = model.gradient(X_b, delta)
+            model.w -= step_size * model.grad
+
+            if step % val_every == 0:
+                val_loss, val_acc = model.evaluate(X_val, targets_val)
+                train_set_loss, train_acc = model.evaluate(X_train, targets_train)
+                _check_diverged(val_loss, loss_limit, "validation", step, epoch, learning_rate)
+                for key, value in (("check_steps", step), ("val_loss", val_loss), ("val_accuracy", val_acc),
+                                   ("train_accuracy", train_acc), ("train_set_loss", train_set_loss)):
+                    history[key].append(value)
+                stopped_early = stopper.update(val_loss, step)
+                if restore_best_weights and stopper.improved:
+                    best_w = model.w.copy()
+            if bar is not None:
+                bar.update(1)
+            if stopped_early:
+                break
+    if bar is not None:
+        bar.close()
+
+    if restore_best_weights and best_w is not None:
+        model.w[...] = best_w
+    final = {key: history[key][-1] for key in ("val_loss", "val_accuracy", "train_accuracy", "train_set_loss")}
+    return TrainResult(
+        history=history,
+        num_steps=step + 1,
+        steps_per_epoch=steps_per_epoch,
+        val_every=val_every,
+        stopped_early=stopped_early,
+        stop_step=step,
+        stop_epoch=epoch,
+        best_step=stopper.best_step,
+        best_val_loss=stopper.best_loss,
+        restored_best=bool(restore_best_weights and best_w is not None),
+        final=final,
+    )
