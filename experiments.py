@@ -7,7 +7,11 @@ The notebooks' `parameters` cells carry the same names and defaults (tests/test_
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -23,7 +27,7 @@ class _Config:
     dataset: str = "mnist"  # "mnist", or "synthetic" for smoke runs without a download
     train_size: int = 20000  # the first images of the MNIST training set; validation = the test set
     batch_size: int = 128
-    dtype: str = "float64"  # of the training runs; the gradient checks are float64 always
+    dtype: str = "float32"  # of the training runs; the gradient checks are float64 always
     gradient_check_seed: int = 0  # draws the random weights of the gradient check
     gradient_check_examples: int = 100
 
@@ -133,15 +137,54 @@ def run_task3(cfg: Task3Config, progress: bool = False) -> dict:
             "data": _sizes(data)}
 
 
-def run_task4(cfg: Task4Config, progress: bool = False) -> dict:
-    """4a gradient check with L2; one softmax run per lambda (and lambda = 0), reused by 4b, 4c and 4e."""
+# The settings that make Task 3's run the same computation as Task 4's run with lambda = 0.
+SOFTMAX_RUN_FIELDS = ("dataset", "train_size", "batch_size", "dtype", "learning_rate", "num_epochs", "shuffle_seed")
+
+
+def save_softmax_run(path: str | Path, result: TrainResult, w: np.ndarray, cfg: _Config) -> None:
+    """Task 3's run (weights, result, settings) to an .npz file, through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = json.dumps({"settings": {f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}, "result": result.to_dict()})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, w=w, meta=np.array(meta))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_softmax_run(path: str | Path, cfg: _Config) -> tuple[TrainResult, np.ndarray] | None:
+    """Task 3's saved run if it exists and its settings equal cfg's (so it is Task 4's lambda = 0 run), else None."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            w, meta = saved["w"], json.loads(str(saved["meta"]))
+    except (OSError, KeyError, ValueError):
+        return None
+    if meta["settings"] != {f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}:
+        return None
+    return TrainResult(**meta["result"]), w
+
+
+def run_task4(cfg: Task4Config, progress: bool = False,
+              lambda0_run: tuple[TrainResult, np.ndarray] | None = None) -> dict:
+    """4a gradient check with L2; one softmax run per lambda (and lambda = 0), reused by 4b, 4c and 4e.
+
+    `lambda0_run` (from `load_softmax_run`: Task 3's run with the same settings) replaces training lambda = 0.
+    """
     X_raw, data = _softmax_data(cfg)
     n = cfg.gradient_check_examples
     check = _gradient_check(SoftmaxModel(l2_reg_lambda=max(cfg.lambdas)), X_raw[:n], data[1][:n],
                             cfg.gradient_check_seed)
     runs: dict[str, TrainResult] = {}
     weights: dict[str, np.ndarray] = {}
+    if lambda0_run is not None:
+        runs["0.0"], weights["0.0"] = lambda0_run
     for lam in sorted({0.0, *map(float, cfg.lambdas), *map(float, cfg.weight_image_lambdas)}, reverse=True):
+        if repr(lam) in runs:
+            continue
         model = SoftmaxModel(l2_reg_lambda=lam, dtype=cfg.dtype)
         runs[repr(lam)] = train(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
                                 num_epochs=cfg.num_epochs, shuffle=True,
@@ -149,8 +192,9 @@ def run_task4(cfg: Task4Config, progress: bool = False) -> dict:
         weights[repr(lam)] = model.w
     norms = {key: float(np.sum(w.astype(np.float64) ** 2)) for key, w in weights.items()}
     max_abs = {key: float(np.max(np.abs(w[:-1]))) for key, w in weights.items()}  # pixel weights, bias row excluded
+    runs = {key: runs[key] for key in sorted(runs, key=float, reverse=True)}
     return {"gradient_check": check, "runs": runs, "weights": weights, "squared_norms": norms,
-            "max_abs_pixel_weight": max_abs, "data": _sizes(data)}
+            "max_abs_pixel_weight": max_abs, "data": _sizes(data), "lambda0_from_task3": lambda0_run is not None}
 
 
 def _sizes(data) -> dict:

@@ -174,12 +174,15 @@ class LinearModel:
             raise ValueError(f"probs must have shape {(X.shape[0], self.num_outputs)}, received {probs.shape}")
         self.grad = self.gradient(X, self.output_delta(probs, targets))
 
-    def gradient(self, X: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        """X (N, D) and delta = dC^n/dz^n (N, K) -> dJ/dw = X^T delta / N + lambda * w (D, K)."""
-        grad = X.T @ delta
+    def gradient(self, X: np.ndarray, delta: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """X (N, D) and delta = dC^n/dz^n (N, K) -> dJ/dw = X^T delta / N + lambda * w (D, K), into `out` if given.
+
+        delta may carry extra zero columns (the trainer pads K to 16 for speed): they give zero columns.
+        """
+        grad = np.matmul(X.T, delta, out=out)
         grad *= self.dtype.type(1.0 / X.shape[0])
         if self.l2_reg_lambda:
-            grad += self.dtype.type(self.l2_reg_lambda) * self.w
+            grad[:, :self.num_outputs] += self.dtype.type(self.l2_reg_lambda) * self.w
         return grad
 
     def loss(self, logits: np.ndarray, targets: np.ndarray) -> float:
@@ -204,7 +207,14 @@ class LinearModel:
         raise NotImplementedError
 
     def _output_delta_inplace(self, probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """probs - targets, overwriting probs; targets already checked (the trainer's hot loop)."""
+        """probs - targets, overwriting probs; targets already checked."""
+        raise NotImplementedError
+
+    def _loss_and_delta_inplace(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+        """(mean cross-entropy, dC^n/dz^n) from logits (N, K) in one pass, overwriting logits with the delta.
+
+        For the trainer's hot loop: targets already checked; equal to `loss` and `output_delta(forward(X))`.
+        """
         raise NotImplementedError
 
     def predict_from_logits(self, logits: np.ndarray) -> np.ndarray:
@@ -234,6 +244,14 @@ class BinaryModel(LinearModel):
         probs -= targets
         return probs
 
+    def _loss_and_delta_inplace(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+        loss = binary_cross_entropy(logits, targets)
+        logits *= 0.5  # sigmoid(z) = 0.5 * (1 + tanh(z / 2)), computed in place
+        np.tanh(logits, out=logits)
+        logits += 1
+        logits *= 0.5
+        return loss, self._output_delta_inplace(logits, targets)
+
     def predict_from_logits(self, logits: np.ndarray) -> np.ndarray:
         return (sigmoid(logits[:, 0]) >= 0.5).astype(np.intp)
 
@@ -258,6 +276,16 @@ class SoftmaxModel(LinearModel):
     def _output_delta_inplace(self, probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
         probs[np.arange(len(labels)), labels] -= 1  # probs - one-hot, without the one-hot matrix
         return probs
+
+    def _loss_and_delta_inplace(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        # One exp serves both: loss = ln sum exp(z - max) - (z_y - max); probs = exp(z - max) / sum.
+        logits -= logits.max(axis=1, keepdims=True)
+        picked = logits[np.arange(len(labels)), labels]
+        np.exp(logits, out=logits)
+        sums = logits.sum(axis=1, keepdims=True)
+        loss = float(np.mean(np.log(sums[:, 0]) - picked))
+        logits /= sums
+        return loss, self._output_delta_inplace(logits, labels)
 
     def predict_from_logits(self, logits: np.ndarray) -> np.ndarray:
         return logits.argmax(axis=1)

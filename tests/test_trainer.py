@@ -169,3 +169,49 @@ def test_training_does_not_modify_its_inputs(digits):
     copies = [a.copy() for a in digits]
     train(SoftmaxModel(), *digits, **SETTINGS, shuffle=True, rng=np.random.default_rng(0))
     assert all(np.array_equal(a, b) for a, b in zip(digits, copies))
+
+
+# ---------------------------------------------------------------- the fast loop computes what the plain one does
+
+
+def test_matches_the_course_style_reference(digits, binary):
+    """bench/reference.py: float64, one-hot, np.exp of raw scores, a fresh forward pass per quantity."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from reference import train_reference
+
+    for make_model, data, shuffle in ((SoftmaxModel, digits, True), (BinaryModel, binary, False)):
+        settings = dict(SETTINGS, shuffle=shuffle)
+        result = train(make_model(), *data, **settings, rng=np.random.default_rng(11))
+        _, train_history, val_history = train_reference(*data, **settings, rng=np.random.default_rng(11))
+        assert list(val_history["loss"]) == result.history["check_steps"]
+        np.testing.assert_allclose(result.history["train_loss"], list(train_history["loss"].values()), rtol=1e-9)
+        np.testing.assert_allclose(result.history["val_loss"], list(val_history["loss"].values()), rtol=1e-9)
+        assert result.history["val_accuracy"] == list(val_history["accuracy"].values())
+        assert result.history["train_accuracy"] == list(train_history["accuracy"].values())
+
+
+def test_history_does_not_depend_on_check_workers_or_blocks(digits, monkeypatch):
+    import trainer
+
+    runs = []
+    for workers, block_rows in ((1, 5000), (2, 5000), (2, 64), (3, 100)):
+        monkeypatch.setattr(trainer, "CHECK_WORKERS", workers)
+        monkeypatch.setattr(trainer, "CHECK_BLOCK_ROWS", block_rows)
+        runs.append(train(SoftmaxModel(0.01, dtype=np.float32), *(a.astype(np.float32) if a.ndim == 2 else a
+                                                                   for a in digits), **SETTINGS))
+    # Same blocks -> identical bits; other blocks change only the order of summation of the check's loss.
+    assert runs[0].history == runs[1].history
+    for other in runs[2:]:
+        assert other.history["val_accuracy"] == runs[0].history["val_accuracy"]
+        np.testing.assert_allclose(other.history["val_loss"], runs[0].history["val_loss"], rtol=1e-5)  # float32 sums
+
+
+def test_the_callers_weight_array_receives_the_result(digits):
+    model = SoftmaxModel()
+    w = model.w
+    train(model, *digits, **SETTINGS)
+    assert model.w is w and w.flags.c_contiguous and np.any(w != 0)
+    assert model.grad.shape == w.shape

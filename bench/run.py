@@ -1,0 +1,171 @@
+"""`make bench`: the project's trainer against the reference in bench/reference.py, side by side, and the floor.
+
+Prints a table, then one `name=value` line per figure for scripts. Run from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from reference import train_reference  # noqa: E402
+
+from experiments import Task2Config, Task3Config  # noqa: E402
+from mnist import load_binary_dataset, load_full_mnist  # noqa: E402
+from trainer import train  # noqa: E402
+from utils import BinaryModel, SoftmaxModel, pre_process_images  # noqa: E402
+
+LINES: list[str] = []
+
+
+def figure(name: str, value) -> None:
+    LINES.append(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}")
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def threads() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+
+        return ", ".join(f"{i['internal_api']} {i.get('architecture', '')} x{i['num_threads']}"
+                         for i in threadpool_info())
+    except ImportError:
+        return "threadpoolctl not installed"
+
+
+def compare(name: str, make_model, raw, cfg, shuffle: bool, repeats: int) -> dict:
+    """Alternate project (A) and reference (B) runs, `repeats` each; print medians and accuracies."""
+    X_raw, Y_train, X_val_raw, Y_val = raw
+    X64, Xv64 = pre_process_images(X_raw, np.float64), pre_process_images(X_val_raw, np.float64)
+    X, Xv = pre_process_images(X_raw, cfg.dtype), pre_process_images(X_val_raw, cfg.dtype)
+    settings = dict(learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, num_epochs=cfg.num_epochs,
+                    shuffle=shuffle)
+    project_times, reference_times = [], []
+    for _ in range(repeats):
+        seconds, result = timed(lambda: train(make_model(), X, Y_train, Xv, Y_val, **settings,
+                                              rng=np.random.default_rng(cfg.shuffle_seed)))
+        project_times.append(seconds)
+        seconds, (w, _, val_history) = timed(lambda: train_reference(
+            X64, Y_train, Xv64, Y_val, **settings, rng=np.random.default_rng(cfg.shuffle_seed)))
+        reference_times.append(seconds)
+    project, reference = statistics.median(project_times), statistics.median(reference_times)
+    steps = result.num_steps
+    ref_val_acc = list(val_history["accuracy"].values())[-1]
+    out = {"project": project, "reference": reference, "ratio": project / reference, "steps": steps,
+           "checks": len(result.history["check_steps"]), "val_acc": result.final["val_accuracy"],
+           "ref_val_acc": ref_val_acc}
+    print(f"\n{name}: {steps} steps, {out['checks']} checks, dtype {cfg.dtype} (reference float64), "
+          f"{repeats} runs each, alternating")
+    print(f"  {'':10} {'median s':>9} {'runs s':>24} {'steps/s':>9} {'val acc':>8}")
+    for label, med, runs, acc in (("project", project, project_times, out["val_acc"]),
+                                  ("reference", reference, reference_times, ref_val_acc)):
+        print(f"  {label:10} {med:9.2f} {' '.join(f'{t:.2f}' for t in runs):>24} {steps / med:9.0f} {acc:8.4f}")
+    print(f"  project / reference = {out['ratio']:.3f} ({1 / out['ratio']:.1f}x faster); validation accuracy "
+          f"differs by {100 * (out['val_acc'] - ref_val_acc):+.2f} percentage points")
+    figure(f"{name}_ratio", out["ratio"])
+    figure(f"{name}_speedup", 1 / out["ratio"])
+    figure(f"{name}_project_s", project)
+    figure(f"{name}_reference_s", reference)
+    figure(f"{name}_steps_per_s", steps / project)
+    figure(f"{name}_val_acc_diff_pp", 100 * (out["val_acc"] - ref_val_acc))
+    return out
+
+
+def machine_rates(dtype, rows: int) -> tuple[float, float]:
+    """(FLOP/s of a large GEMM, bytes/s of reading a (rows, 785) matrix with GEMV), best of a few tries.
+
+    GEMV reads its matrix once at the speed memory (or cache, for a small one) delivers: the best case for
+    the checks, which read the same bytes.
+    """
+    rng = np.random.default_rng(0)
+    a = rng.random((2048, 2048)).astype(dtype)
+    gemm = min(timed(lambda: a @ a)[0] for _ in range(5))
+    X = rng.random((rows, 785)).astype(dtype)
+    v = rng.random(785).astype(dtype)
+    read = min(timed(lambda: X @ v)[0] for _ in range(10))
+    return 2 * 2048**3 / gemm, X.nbytes / read
+
+
+def floor(name: str, out: dict, num_train: int, num_val: int, outputs: int, cfg) -> None:
+    """Lower bounds of the run's time: its FLOPs at large-GEMM speed, and the checks' bytes at GEMV read speed."""
+    dims = 785
+    itemsize = np.dtype(cfg.dtype).itemsize
+    flops = (out["steps"] * 4 * cfg.batch_size * dims * outputs
+             + out["checks"] * 2 * (num_train + num_val) * dims * outputs)
+    bytes_read = out["checks"] * (num_train + num_val) * dims * itemsize
+    gemm_rate, bandwidth = machine_rates(cfg.dtype, num_train + num_val)
+    compute_s, memory_s = flops / gemm_rate, bytes_read / bandwidth
+    bound = max(compute_s, memory_s)
+    print(f"  floor: {flops / 1e9:.1f} GFLOP at {gemm_rate / 1e9:.0f} GFLOP/s = {compute_s:.2f} s; "
+          f"{bytes_read / 1e9:.1f} GB read by the checks at {bandwidth / 1e9:.1f} GB/s = {memory_s:.2f} s")
+    print(f"  project {out['project']:.2f} s = {out['project'] / bound:.1f}x the floor "
+          f"(reference {out['reference'] / bound:.1f}x)")
+    figure(f"{name}_floor_s", bound)
+    figure(f"{name}_over_floor", out["project"] / bound)
+
+
+def stages(python: str) -> None:
+    """Time make report's stages into a temporary build folder (the real build/ is left alone)."""
+    print("\nmake report's stages (into a temporary build folder):")
+    with tempfile.TemporaryDirectory(prefix="bench-build-") as build:
+        papermill = [python, "-m", "papermill", "--kernel", "python3", "--cwd", str(ROOT), "--no-progress-bar",
+                     "--log-level", "ERROR"]
+        commands = [("data", [python, "mnist.py"])]
+        commands += [(task, [*papermill, f"{task}.ipynb", f"{build}/{task}.ipynb", "-p", "progress", "False",
+                             "-p", "out_dir", build]) for task in ("task2", "task3", "task4")]
+        commands.append(("report", [*papermill, "report.ipynb", f"{build}/report.ipynb", "-p", "build_dir", build]))
+        commands.append(("latex", [python, "-m", "jupyter", "nbconvert", "--to", "pdf", "--no-input", "--no-prompt",
+                                   "--PDFExporter.latex_count=1", "--output-dir", build, f"{build}/report.ipynb"]))
+        for name, command in commands:
+            seconds, proc = timed(lambda c=command: subprocess.run(c, cwd=ROOT, capture_output=True, text=True))
+            if proc.returncode:
+                print(f"  {name:8} failed:\n{proc.stderr[-2000:]}")
+                figure(f"stage_{name}_s", "failed")
+                return
+            print(f"  {name:8} {seconds:7.1f} s")
+            figure(f"stage_{name}_s", seconds)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each implementation (default 3)")
+    parser.add_argument("--no-stages", action="store_true", help="skip timing make report's stages")
+    args = parser.parse_args()
+
+    print(f"numpy {np.__version__}; BLAS: {threads()}; {os.cpu_count()} cores; "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    cfg3 = Task3Config()
+    raw3 = load_full_mnist(cfg3.train_size, dataset=cfg3.dataset)
+    out3 = compare("softmax", lambda: SoftmaxModel(dtype=cfg3.dtype), raw3, cfg3, shuffle=True, repeats=args.repeats)
+    floor("softmax", out3, len(raw3[0]), len(raw3[2]), 10, cfg3)
+
+    cfg2 = Task2Config()
+    raw2 = load_binary_dataset(cfg2.class1, cfg2.class2, cfg2.train_size, dataset=cfg2.dataset)
+    out2 = compare("binary", lambda: BinaryModel(dtype=cfg2.dtype), raw2, cfg2, shuffle=False, repeats=args.repeats)
+    floor("binary", out2, len(raw2[0]), len(raw2[2]), 1, cfg2)
+
+    if not args.no_stages:
+        stages(sys.executable)
+    print()
+    print("\n".join(LINES))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
