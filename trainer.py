@@ -136,15 +136,15 @@ class _Checker:
     The stacked sets are cut into fixed blocks of rows that never straddle the two; each block is one
     GEMM X_block @ w followed by its loss and correct count, and the blocks run on a small thread pool
     (numpy releases the GIL). Partial sums are added in block order, so the result is the same for any
-    number of workers. `w_padded` is the trainer's weights with zero columns up to a multiple of 16.
+    number of workers. A check runs while training goes on (`submit`, then `collect` at the next check).
     """
 
-    def __init__(self, model: LinearModel, w_padded: np.ndarray, X_all: np.ndarray, labels_all: np.ndarray,
+    def __init__(self, model: LinearModel, columns: int, X_all: np.ndarray, labels_all: np.ndarray,
                  targets_all: np.ndarray, num_train: int):
-        self.model, self.w_padded, self.X_all = model, w_padded, X_all
+        self.model, self.X_all = model, X_all
         self.labels, self.targets = labels_all, targets_all
         self.num_train, self.num_val = num_train, len(X_all) - num_train
-        self.logits = np.empty((len(X_all), w_padded.shape[1]), dtype=model.dtype)
+        self.logits = np.empty((len(X_all), columns), dtype=model.dtype)
         # class-major copy of the logits: reductions over classes then run along contiguous rows
         self.logits_by_class = np.empty((model.num_outputs, len(X_all)), dtype=model.dtype)
         edges = [*range(0, num_train, CHECK_BLOCK_ROWS), num_train,
@@ -160,9 +160,9 @@ class _Checker:
         self.pool.shutdown()
         self.pool = None
 
-    def _block(self, rows: slice) -> tuple[float, int]:
+    def _block(self, w_padded: np.ndarray, rows: slice) -> tuple[float, int]:
         """(sum of the losses, number correct) over one block of rows."""
-        logits = np.matmul(self.X_all[rows], self.w_padded, out=self.logits[rows])[:, :self.model.num_outputs]
+        logits = np.matmul(self.X_all[rows], w_padded, out=self.logits[rows])[:, :self.model.num_outputs]
         if logits.shape[1] > 1:
             by_class = self.logits_by_class[:, rows]
             np.copyto(by_class.T, logits)
@@ -170,10 +170,14 @@ class _Checker:
         loss = self.model.loss(logits, self.targets[rows]) * (rows.stop - rows.start)
         return loss, int(np.count_nonzero(self.model.predict_from_logits(logits) == self.labels[rows]))
 
-    def __call__(self) -> tuple[float, float, float, float]:
-        """(validation loss, validation accuracy, training-set loss, training-set accuracy)."""
+    def submit(self, w_padded: np.ndarray) -> list:
+        """Start a check of the weights `w_padded` (not to be changed until `collect`); returns its handle."""
+        return [self.pool.submit(self._block, w_padded, rows) for rows in self.blocks]
+
+    def collect(self, futures: list) -> tuple[float, float, float, float]:
+        """(validation loss, validation accuracy, training-set loss, training-set accuracy) of a submitted check."""
         sums = {"train": [0.0, 0], "val": [0.0, 0]}
-        for rows, (loss, correct) in zip(self.blocks, self.pool.map(self._block, self.blocks)):
+        for rows, (loss, correct) in zip(self.blocks, (f.result() for f in futures)):
             part = sums["train" if rows.stop <= self.num_train else "val"]
             part[0] += loss
             part[1] += correct
@@ -244,7 +248,7 @@ def train(
     w_padded = np.zeros((model.w.shape[0], padded), dtype=model.dtype)
     w_padded[:, :k] = model.w
     caller_w, model.w = model.w, w_padded[:, :k]
-    checker = _Checker(model, w_padded, X_all, np.concatenate([y_train, y_val]),
+    checker = _Checker(model, padded, X_all, np.concatenate([y_train, y_val]),
                        np.concatenate([targets_train, targets_val]), num_examples)
 
     # Buffers for one step, allocated once: a shuffled batch is gathered into X_batch with np.take.
@@ -260,7 +264,6 @@ def train(
                                  "train_set_loss")}
     stopper = EarlyStopping(early_stopping_patience)
     best_w = None
-    stopped_early = False
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -269,38 +272,65 @@ def train(
     schedule = ((epoch, idx) for epoch in range(num_epochs)
                 for idx in batch_indices(num_examples, batch_size, rng if shuffle else None))
 
+    # A check runs on the pool while the main thread goes on with the next steps; its result is collected at
+    # the next check. If it says stop, training rolls back to the weights and history of the checked step,
+    # so the result is what a loop that waited for every check would give.
+    pending = None  # (handle, step, epoch, weights, gradient) of the check in flight
+    stopped_early = False
+
+    def collect(check) -> bool:
+        """Record a check in the history; True (after rolling back to its step) when training stops there."""
+        nonlocal best_w
+        handle, at_step, at_epoch, w_then, grad_then = check
+        val_loss, val_acc, train_set_loss, train_acc = checker.collect(handle)
+        _check_diverged(val_loss, loss_limit, "validation", at_step, at_epoch, learning_rate)
+        for key, value in (("check_steps", at_step), ("val_loss", val_loss), ("val_accuracy", val_acc),
+                           ("train_accuracy", train_acc), ("train_set_loss", train_set_loss)):
+            history[key].append(value)
+        stop = stopper.update(val_loss, at_step)
+        if restore_best_weights and stopper.improved:
+            best_w = w_then[:, :k].copy()
+        if stop:
+            w_padded[...], grad_padded[...] = w_then, grad_then
+            del history["train_loss"][at_step + 1:]
+        return stop
+
     # Single-threaded BLAS: the sums in every GEMM, and so every bit of the history, do not depend on the
     # number of cores; the checks use both cores through their own thread pool instead.
     with (np.errstate(over="ignore", invalid="ignore"),  # divergence is caught below, with a clearer message
           _single_threaded_blas(), checker):
-        for step, (epoch, idx) in enumerate(schedule):
-            if shuffle:
-                X_b = np.take(X_train, idx, axis=0, out=X_batch, mode="clip")  # "raise" would copy twice
-                t_b = np.take(targets_train, idx, axis=0, out=t_batch, mode="clip")
-            else:  # batches are contiguous: views, no copy
-                X_b, t_b = X_train[idx[0]:idx[-1] + 1], targets_train[idx[0]:idx[-1] + 1]
-            np.matmul(X_b, w_padded, out=logits_batch)
-            loss, _ = model._loss_and_delta_inplace(logits_batch[:, :k], t_b)  # the delta replaces the logits
-            if step == 0:
-                loss_limit = DIVERGENCE_FACTOR * max(loss, 1e-3)
-            _check_diverged(loss, loss_limit, "training", step, epoch, learning_rate)
-            history["train_loss"].append(loss)
-            model.gradient(X_b, logits_batch, out=grad_padded)
-            w_padded -= step_size * grad_padded
-
-            if step % val_every == 0:
-                val_loss, val_acc, train_set_loss, train_acc = checker()
-                _check_diverged(val_loss, loss_limit, "validation", step, epoch, learning_rate)
-                for key, value in (("check_steps", step), ("val_loss", val_loss), ("val_accuracy", val_acc),
-                                   ("train_accuracy", train_acc), ("train_set_loss", train_set_loss)):
-                    history[key].append(value)
-                stopped_early = stopper.update(val_loss, step)
-                if restore_best_weights and stopper.improved:
-                    best_w = model.w.copy()
-            if bar is not None:
-                bar.update(1)
-            if stopped_early:
-                break
+        try:
+            for step, (epoch, idx) in enumerate(schedule):
+                if shuffle:
+                    X_b = np.take(X_train, idx, axis=0, out=X_batch, mode="clip")  # "raise" would copy twice
+                    t_b = np.take(targets_train, idx, axis=0, out=t_batch, mode="clip")
+                else:  # batches are contiguous: views, no copy
+                    X_b, t_b = X_train[idx[0]:idx[-1] + 1], targets_train[idx[0]:idx[-1] + 1]
+                np.matmul(X_b, w_padded, out=logits_batch)
+                loss, _ = model._loss_and_delta_inplace(logits_batch[:, :k], t_b)  # the delta replaces the logits
+                if step == 0:
+                    loss_limit = DIVERGENCE_FACTOR * max(loss, 1e-3)
+                _check_diverged(loss, loss_limit, "training", step, epoch, learning_rate)
+                history["train_loss"].append(loss)
+                model.gradient(X_b, logits_batch, out=grad_padded)
+                w_padded -= step_size * grad_padded
+                if bar is not None:
+                    bar.update(1)
+                if step % val_every == 0:
+                    if pending is not None and collect(pending):
+                        stopped_early, pending = True, None
+                        break
+                    snapshot = w_padded.copy()
+                    pending = (checker.submit(snapshot), step, epoch, snapshot, grad_padded.copy())
+        except TrainingDivergedError:
+            # A step after a check diverged; had the loop waited for that check, it may have stopped first.
+            if pending is None or not collect(pending):
+                raise
+            stopped_early, pending = True, None
+        if pending is not None:
+            stopped_early = collect(pending)
+        if stopped_early:
+            step, epoch = history["check_steps"][-1], history["check_steps"][-1] // steps_per_epoch
     if bar is not None:
         bar.close()
 
