@@ -21,7 +21,11 @@ LIBRARY := utils.py trainer.py mnist.py experiments.py plots.py results.py
 PAPERMILL := $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar --log-level WARNING
 # papermill's stderr without ipykernel's notice about TCP transport; a failing cell's traceback still shows.
 QUIET = 2>&1 >/dev/null | { grep -v 'Kernel is running over TCP' || true; } >&2
-NBCONVERT_PDF := $(PY) -m jupyter nbconvert --to pdf --no-input --no-prompt --PDFExporter.latex_count=1
+NBCONVERT_LATEX := $(PY) -m jupyter nbconvert --to latex --no-input --no-prompt
+XELATEX ?= xelatex
+PANDOC ?= pandoc
+# `make tex` installs the LaTeX tool chain with apt-get when run as root, unless AUTO_INSTALL=no.
+AUTO_INSTALL ?= yes
 
 APT_PACKAGES := pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic
 LATEX_STYLES := eurosym.sty ulem.sty adjustbox.sty
@@ -61,7 +65,8 @@ $(DATA_STAMP): mnist.py $(VENV_STAMP)
 # Each task notebook runs headless into build/notebooks/; it writes build/figures/* and, last, its results file.
 $(RESULTS)/%.json: %.ipynb $(LIBRARY) $(DATA_STAMP) $(VENV_STAMP)
 	@mkdir -p $(EXECUTED)
-	@$(call timed,$*.ipynb,$(PAPERMILL) $< $(EXECUTED)/$*.ipynb -p progress False $(QUIET))
+	@$(call timed,$*.ipynb,$(PAPERMILL) $< $(EXECUTED)/$*.ipynb -p progress False $(QUIET) \
+	  || { echo "error: $< failed (the cell and its traceback above; the executed copy: $(EXECUTED)/$*.ipynb)" >&2; exit 1; })
 	@test -f $@ || { echo "error: $< ran but did not write $@" >&2; exit 1; }
 
 # Task 4 reuses Task 3's run as its lambda = 0 run when the settings match (build/models/).
@@ -70,13 +75,18 @@ $(RESULTS)/task4.json: $(RESULTS)/task3.json
 figures: $(TASK_RESULTS) ## run the task notebooks: build/figures/ and build/results/
 
 $(EXECUTED)/report.ipynb: report.ipynb $(TASK_RESULTS) results.py experiments.py
-	@$(call timed,report.ipynb,$(PAPERMILL) $< $@ $(QUIET))
+	@$(call timed,report.ipynb,$(PAPERMILL) $< $@ $(QUIET) \
+	  || { echo "error: $< failed (the cell and its traceback above)" >&2; exit 1; })
 
-# The PDF is moved into place only when nbconvert succeeded: a failed build leaves the last good one.
+# nbconvert writes LaTeX (code hidden), xelatex makes the PDF; on a LaTeX error the log's error lines are
+# shown. The PDF is moved into place only at the end: a failed build leaves the last good one.
 report.pdf: $(EXECUTED)/report.ipynb
 	@rm -rf $(BUILD)/pdf
-	@$(call timed,PDF (nbconvert + xelatex),$(NBCONVERT_PDF) --output-dir $(BUILD)/pdf --output report $< 2>$(BUILD)/nbconvert.log \
-	  || { tail -n 30 $(BUILD)/nbconvert.log >&2; echo "error: the PDF failed; full log: $(BUILD)/nbconvert.log" >&2; exit 1; })
+	@$(call timed,LaTeX (nbconvert),$(NBCONVERT_LATEX) --output-dir $(BUILD)/pdf --output report $< 2>$(BUILD)/nbconvert.log \
+	  || { cat $(BUILD)/nbconvert.log >&2; exit 1; })
+	@$(call timed,PDF (xelatex),cd $(BUILD)/pdf && $(XELATEX) -interaction=nonstopmode -halt-on-error report.tex >/dev/null \
+	  || { echo "error: xelatex failed on $(BUILD)/pdf/report.tex:" >&2; grep -A4 '^!' report.log >&2; \
+	       echo "full log: $(BUILD)/pdf/report.log" >&2; exit 1; })
 	@mv -f $(BUILD)/pdf/report.pdf $@.tmp && mv -f $@.tmp $@
 
 report: ## the whole report: LaTeX tool chain, venv, MNIST, task notebooks, report.pdf
@@ -86,15 +96,15 @@ report: ## the whole report: LaTeX tool chain, venv, MNIST, task notebooks, repo
 
 tex: ## check for xelatex and pandoc; install them (Debian/Ubuntu, as root) if missing
 	@missing=""; \
-	for tool in xelatex pandoc kpsewhich; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	for tool in $(XELATEX) $(PANDOC) kpsewhich; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -z "$$missing" ]; then for sty in $(LATEX_STYLES); do kpsewhich $$sty >/dev/null || missing="$$missing $$sty"; done; fi; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
-	echo "LaTeX tool chain incomplete (missing:$$missing)."; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "Installing with apt-get: $(APT_PACKAGES)"; \
+	echo "The LaTeX tool chain for the PDF is incomplete (missing:$$missing)." >&2; \
+	if [ "$(AUTO_INSTALL)" = yes ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing with apt-get: $(APT_PACKAGES)" >&2; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	else \
-	  echo "Install it, then run make report again:" >&2; \
+	  echo "Nothing was built. Install it, then run make report again:" >&2; \
 	  echo "  Debian/Ubuntu: sudo apt-get install --no-install-recommends $(APT_PACKAGES)" >&2; \
 	  echo "  Fedora:        sudo dnf install pandoc texlive-xetex texlive-collection-fontsrecommended texlive-collection-plaingeneric texlive-adjustbox texlive-eurosym texlive-ulem" >&2; \
 	  echo "  macOS:         brew install pandoc && brew install --cask mactex-no-gui" >&2; \

