@@ -1,6 +1,5 @@
 """Results files: atomic, carrying their parameters and schema, refused when missing, partial or outdated."""
 
-import json
 import os
 
 import pytest
