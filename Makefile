@@ -43,7 +43,7 @@ LATEX_STYLES := eurosym.sty ulem.sty adjustbox.sty
 timed = t0=$$(date +%s%N); $(2); ms=$$(( ($$(date +%s%N) - t0) / 1000000 )); \
 	printf '==> %-22s %d.%01d s\n' '$(1)' $$((ms / 1000)) $$((ms % 1000 / 100))
 
-.PHONY: help setup data fashion-package params figures report tex test lint bench clean distclean FORCE
+.PHONY: help setup data fashion-package params figures report html lab tex test lint bench clean distclean FORCE
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -150,14 +150,32 @@ tex: ## check for xelatex and pandoc; install them (Debian/Ubuntu, as root) if m
 test: $(VENV_STAMP) ## run the test suite (synthetic data, no network)
 	$(PY) -m pytest
 
-lint: $(VENV_STAMP) ## ruff on the modules, tests and notebooks
+lint: $(VENV_STAMP) ## ruff on the modules, tests and notebooks; notebooks must carry no outputs
 	$(PY) -m ruff check .
+	$(PY) scripts/check_notebooks.py
+
+HTML := $(PDF:.pdf=.html)
+
+# The same report as one HTML file: images embedded, math as MathML (no MathJax, no network).
+$(HTML): $(EXECUTED)/report.ipynb
+	@rm -rf $(BUILD)/html
+	@$(call timed,Markdown (nbconvert),$(PY) -m jupyter nbconvert --to markdown --no-input --output-dir $(BUILD)/html --output report $< 2>$(BUILD)/nbconvert-html.log \
+	  || { cat $(BUILD)/nbconvert-html.log >&2; exit 1; })
+	@$(call timed,HTML (pandoc),cd $(BUILD)/html && $(PANDOC) report.md --standalone --self-contained --mathml \
+	  --metadata title="TDT4265 Assignment 1: logistic and softmax regression" -o report.html)
+	@mv -f $(BUILD)/html/report.html $@.tmp && mv -f $@.tmp $@
+
+html: ## the report as one self-contained HTML file (needs pandoc, not LaTeX)
+	@$(MAKE) params && $(MAKE) $(HTML) && echo "html: $(CURDIR)/$(HTML)"
+
+lab: $(VENV_STAMP) ## JupyterLab on the project's environment, to run the task notebooks
+	$(PY) -m jupyter lab
 
 clean: ## remove build outputs (keeps .venv, data/ and the last report.pdf)
 	rm -rf $(BUILD) .pytest_cache .ruff_cache
 
 distclean: clean ## also remove .venv, the data caches and the PDFs
-	rm -rf $(VENV) data report*.pdf
+	rm -rf $(VENV) data report*.pdf report*.html
 
 bench: $(DATA_STAMP) ## benchmark the trainer against a course-style reference, and time make report's stages
 	$(PY) bench/run.py

@@ -109,3 +109,21 @@ def test_report_shows_figures_and_prose_and_nothing_else(smoke_build):
     assert "training stops in epoch" in prose or "Early stopping did not trigger" in prose
     assert "the course's defaults throughout" not in prose  # the smoke run changed parameters, and says so
     assert "`num_epochs = 2`" in prose
+
+
+def test_the_notebook_check_fails_on_outputs_and_fixes_them(tmp_path):
+    import subprocess
+    import sys
+
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    path = tmp_path / "dirty.ipynb"
+    cell = new_code_cell("1 + 1", execution_count=3, outputs=[new_output("execute_result", {"text/plain": "2"},
+                                                                         execution_count=3)])
+    nbformat.write(new_notebook(cells=[cell]), path)
+    script = [sys.executable, str(ROOT / "scripts" / "check_notebooks.py")]
+    proc = subprocess.run([*script, str(path)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "dirty.ipynb: cells [0] carry outputs" in proc.stderr
+    assert subprocess.run([*script, "--fix", str(path)], capture_output=True).returncode == 0
+    assert subprocess.run([*script, str(path)], capture_output=True).returncode == 0
+    assert nbformat.read(path, as_version=4).cells[0].outputs == []
