@@ -121,24 +121,27 @@ def run_task2(cfg: Task2Config, progress: bool = False) -> dict:
     X_train, X_val = pre_process_images(X_raw, cfg.dtype), pre_process_images(X_val_raw, cfg.dtype)
     data = (X_train, Y_train, X_val, Y_val)
     common = dict(learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, progress=progress)
+    plain_model = BinaryModel(dtype=cfg.dtype)
     early = dict(common, num_epochs=cfg.num_epochs_early_stopping, early_stopping_patience=cfg.early_stopping_patience)
     runs = {
-        "plain": train(BinaryModel(dtype=cfg.dtype), *data, num_epochs=cfg.num_epochs, **common),
+        "plain": train(plain_model, *data, num_epochs=cfg.num_epochs, **common),
         "early_stopping": train(BinaryModel(dtype=cfg.dtype), *data, **early),
         "early_stopping_shuffled": train(BinaryModel(dtype=cfg.dtype), *data, **early, shuffle=True,
                                          rng=np.random.default_rng(cfg.shuffle_seed)),
     }
-    return {"gradient_check": check, "runs": runs, "data": _sizes(data), "class_names": [names[class1], names[class2]]}
+    return {"gradient_check": check, "runs": runs, "data": _sizes(data), "class_names": [names[class1], names[class2]],
+            "weights": {"plain": plain_model.w}, "validation": (X_val_raw, Y_val[:, 0])}
 
 
 def _softmax_data(cfg: _Config):
     X_raw, Y_train, X_val_raw, Y_val = load_full_mnist(cfg.train_size, dataset=cfg.dataset)
-    return X_raw, (pre_process_images(X_raw, cfg.dtype), Y_train, pre_process_images(X_val_raw, cfg.dtype), Y_val)
+    return X_raw, X_val_raw, (pre_process_images(X_raw, cfg.dtype), Y_train, pre_process_images(X_val_raw, cfg.dtype),
+                              Y_val)
 
 
 def run_task3(cfg: Task3Config, progress: bool = False) -> dict:
     """3a gradient check; 3b-3d softmax regression with shuffling."""
-    X_raw, data = _softmax_data(cfg)
+    X_raw, X_raw_val, data = _softmax_data(cfg)
     n = cfg.gradient_check_examples
     check = _gradient_check(SoftmaxModel(), X_raw[:n], data[1][:n], cfg.gradient_check_seed)
     model = SoftmaxModel(dtype=cfg.dtype)
@@ -146,7 +149,7 @@ def run_task3(cfg: Task3Config, progress: bool = False) -> dict:
                    num_epochs=cfg.num_epochs, shuffle=True, rng=np.random.default_rng(cfg.shuffle_seed),
                    progress=progress)
     return {"gradient_check": check, "runs": {"softmax": result}, "weights": {"softmax": model.w},
-            "data": _sizes(data)}
+            "data": _sizes(data), "validation": (X_raw_val, data[3])}
 
 
 # The settings that make Task 3's run the same computation as Task 4's run with lambda = 0.
@@ -186,7 +189,7 @@ def run_task4(cfg: Task4Config, progress: bool = False,
 
     `lambda0_run` (from `load_softmax_run`: Task 3's run with the same settings) replaces training lambda = 0.
     """
-    X_raw, data = _softmax_data(cfg)
+    X_raw, _, data = _softmax_data(cfg)
     n = cfg.gradient_check_examples
     check = _gradient_check(SoftmaxModel(l2_reg_lambda=max(cfg.lambdas)), X_raw[:n], data[1][:n],
                             cfg.gradient_check_seed)

@@ -73,6 +73,36 @@ def plot_weight_images(fig, weights: dict[str, np.ndarray], columns: int = 5, cl
         block.colorbar(im, ax=list(axes), fraction=0.03, pad=0.02)
 
 
+def plot_confusion(ax, counts: np.ndarray, class_names, normalise: bool) -> None:
+    """A confusion matrix (rows: true class, columns: predicted), as counts or as fractions of each row."""
+    values = counts / counts.sum(axis=1, keepdims=True) if normalise else counts
+    ax.imshow(values, cmap="Blues")
+    for (i, j), value in np.ndenumerate(values):
+        text = f"{value:.2f}" if normalise else str(value)
+        ax.text(j, i, text, ha="center", va="center", fontsize=5.5,
+                color="white" if value > 0.6 * values.max() else "black")
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=90, fontsize=7)
+    ax.set_yticks(ticks, class_names, fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("fraction of each true class" if normalise else "counts")
+
+
+def plot_gallery(fig, images: np.ndarray, titles: list[str], columns: int = 6) -> None:
+    """Images (n, 784) as 28x28 greyscale tiles with a title each."""
+    if not len(images):
+        fig.text(0.5, 0.5, "no mistakes", ha="center", va="center")
+        return
+    rows = -(-len(images) // columns)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, image, title in zip(axes, images, titles):
+        ax.imshow(image.reshape(28, 28), cmap="gray_r", vmin=0, vmax=255)
+        ax.set_title(title, fontsize=7)
+
+
 def save_figure(fig, name: str, out_dir: str | Path = "build/figures") -> None:
     """Write `name`.pdf (vector) and `name`.png (200 dpi) into out_dir, each via a temporary file and a rename."""
     out_dir = Path(out_dir)

@@ -299,6 +299,26 @@ def accuracy_from_predictions(predictions: np.ndarray, targets: np.ndarray) -> f
     return float(np.mean(predictions == targets))
 
 
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts (K, K): row = true class, column = predicted class; labels and predictions (N,) in 0..K-1."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (check_labels(labels, num_classes), check_labels(predictions, num_classes)), 1)
+    return counts
+
+
+def confident_mistakes(probs: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` wrong predictions made with the highest probability, most confident first.
+
+    probs (N, K) with labels (N,), or binary probs (N, 1) of class 1 with labels (N,) in {0, 1}.
+    """
+    if probs.shape[1] == 1:
+        probs = np.hstack([1 - probs, probs])
+    predictions = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predictions != labels)
+    confidence = probs[wrong, predictions[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")[:count]]
+
+
 def calculate_accuracy(X: np.ndarray, targets: np.ndarray, model: LinearModel) -> float:
     """Accuracy in [0, 1] of `model` on X (N, D): binary output >= 0.5 is class 1; multiclass argmax."""
     return accuracy_from_predictions(model.predict_from_logits(model.logits(X)), targets)

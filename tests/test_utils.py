@@ -13,6 +13,8 @@ from utils import (
     batch_loader,
     binary_cross_entropy,
     calculate_accuracy,
+    confident_mistakes,
+    confusion_matrix,
     cross_entropy_loss,
     gradient_check,
     one_hot_encode,
@@ -263,3 +265,18 @@ def test_backward_leaves_probs_untouched(rng):
     before = probs.copy()
     model.backward(X, probs, rng.integers(0, 3, 5))
     assert np.array_equal(probs, before)
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns():
+    counts = confusion_matrix(np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 1, 2, 0, 2]), 3)
+    assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        confusion_matrix(np.array([0]), np.array([3]), 3)
+
+
+def test_confident_mistakes_are_the_wrong_predictions_by_probability():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.05, 0.95]])
+    labels = np.array([1, 1, 1, 0])  # rows 0, 2 and 3 are wrong, with probabilities 0.9, 0.6, 0.95
+    assert confident_mistakes(probs, labels, 2).tolist() == [3, 0]
+    binary = np.array([[0.9], [0.3], [0.45]])  # probability of class 1
+    assert confident_mistakes(binary, np.array([0, 0, 1]), 5).tolist() == [0, 2]
