@@ -56,12 +56,21 @@ help: ## list the targets
 
 # ---------------------------------------------------------------- environment
 
+ifeq ($(origin PY),command line)
+# Another interpreter (a conda environment, say): check that it has the packages instead of making .venv.
+VENV_STAMP := .python-checked
+$(VENV_STAMP): requirements.txt
+	@$(PY) -c "import numpy, matplotlib, papermill, nbconvert, threadpoolctl, tqdm, pytest, ruff" || { \
+	  echo "error: $(PY) lacks packages of requirements.txt: pip install -r requirements.txt" >&2; exit 1; }
+	@touch $@
+else
 $(VENV_STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
 	  echo "error: '$(PYTHON) -m venv' failed. On Debian/Ubuntu: apt-get install python3-venv;" \
 	       "or set PYTHON to a Python >= 3.10 with venv." >&2; exit 1; }
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	@touch $@
+endif
 
 setup: $(VENV_STAMP) ## create .venv with the pinned packages of requirements.txt
 
@@ -88,6 +97,9 @@ fashion-package:
 # The parameters of each notebook: rewritten only when they change, so only what depends on them reruns.
 $(PARAM_FILES) &: FORCE $(VENV_STAMP)
 	@$(PY) params.py $(PARAM_DIR)
+
+# Kept when params.py rejects a change: deleting them would make every notebook run again.
+.PRECIOUS: $(PARAM_FILES)
 
 params: $(PARAM_FILES) ## check PARAMS, SEED and DATASET without running anything
 
@@ -172,7 +184,7 @@ lab: $(VENV_STAMP) ## JupyterLab on the project's environment, to run the task n
 	$(PY) -m jupyter lab
 
 clean: ## remove build outputs (keeps .venv, data/ and the last report.pdf)
-	rm -rf $(BUILD) .pytest_cache .ruff_cache
+	rm -rf build .pytest_cache .ruff_cache .python-checked
 
 distclean: clean ## also remove .venv, the data caches and the PDFs
 	rm -rf $(VENV) data report*.pdf report*.html

@@ -36,7 +36,7 @@ class _Config:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, list):  # JSON and papermill give lists where the config holds tuples
+            if isinstance(value, list) and isinstance(f.default, tuple):  # JSON gives lists for tuples
                 value = tuple(value)
                 object.__setattr__(self, f.name, value)
             expected = type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())
@@ -56,11 +56,13 @@ class _Config:
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', received {self.dtype!r}")
         names = CLASS_NAMES[self.dataset]
-        for name in NAME_OR_INDEX & {f.name for f in dataclasses.fields(self)}:
-            value = getattr(self, name)
+        pair = [getattr(self, name) for name in sorted(NAME_OR_INDEX & {f.name for f in dataclasses.fields(self)})]
+        for name, value in zip(sorted(NAME_OR_INDEX), pair):
             if (isinstance(value, str) and value not in names) or (isinstance(value, int) and not 0 <= value < 10):
                 raise ValueError(f"{name} must be a class index 0..9 or one of {names} for {self.dataset}, "
                                  f"received {value!r}")
+        if len(pair) == 2 and len({names.index(v) if isinstance(v, str) else v for v in pair}) == 1:
+            raise ValueError(f"class1 and class2 must be two different classes, received {pair[0]!r} and {pair[1]!r}")
 
     @classmethod
     def from_namespace(cls, namespace: dict):
