@@ -297,45 +297,51 @@ def train(
 
     # Single-threaded BLAS: the sums in every GEMM, and so every bit of the history, do not depend on the
     # number of cores; the checks use both cores through their own thread pool instead.
-    with (np.errstate(over="ignore", invalid="ignore"),  # divergence is caught below, with a clearer message
-          _single_threaded_blas(), checker):
-        try:
-            for step, (epoch, idx) in enumerate(schedule):
-                if shuffle:
-                    X_b = np.take(X_train, idx, axis=0, out=X_batch, mode="clip")  # "raise" would copy twice
-                    t_b = np.take(targets_train, idx, axis=0, out=t_batch, mode="clip")
-                else:  # batches are contiguous: views, no copy
-                    X_b, t_b = X_train[idx[0]:idx[-1] + 1], targets_train[idx[0]:idx[-1] + 1]
-                np.matmul(X_b, w_padded, out=logits_batch)
-                loss, _ = model._loss_and_delta_inplace(logits_batch[:, :k], t_b)  # the delta replaces the logits
-                if step == 0:
-                    loss_limit = DIVERGENCE_FACTOR * max(loss, 1e-3)
-                _check_diverged(loss, loss_limit, "training", step, epoch, learning_rate)
-                history["train_loss"].append(loss)
-                model.gradient(X_b, logits_batch, out=grad_padded)
-                w_padded -= step_size * grad_padded
-                if bar is not None:
-                    bar.update(1)
-                if step % val_every == 0:
-                    if pending is not None and collect(pending):
-                        stopped_early, pending = True, None
-                        break
-                    snapshot = w_padded.copy()
-                    pending = (checker.submit(snapshot), step, epoch, snapshot, grad_padded.copy())
-        except TrainingDivergedError:
-            # A step after a check diverged; had the loop waited for that check, it may have stopped first.
-            if pending is None or not collect(pending):
-                raise
-            stopped_early, pending = True, None
-        if pending is not None:
-            stopped_early = collect(pending)
-        if stopped_early:
-            step, epoch = history["check_steps"][-1], history["check_steps"][-1] // steps_per_epoch
-    if bar is not None:
-        bar.close()
+    try:
+        with (np.errstate(over="ignore", invalid="ignore"),  # divergence is caught below, with a clearer message
+              _single_threaded_blas(), checker):
+            try:
+                for step, (epoch, idx) in enumerate(schedule):
+                    if shuffle:
+                        # mode "clip": "raise" would copy twice
+                        X_b = np.take(X_train, idx, axis=0, out=X_batch, mode="clip")
+                        t_b = np.take(targets_train, idx, axis=0, out=t_batch, mode="clip")
+                    else:  # batches are contiguous: views, no copy
+                        X_b, t_b = X_train[idx[0]:idx[-1] + 1], targets_train[idx[0]:idx[-1] + 1]
+                    np.matmul(X_b, w_padded, out=logits_batch)
+                    # the delta replaces the logits in logits_batch
+                    loss, _ = model._loss_and_delta_inplace(logits_batch[:, :k], t_b)
+                    if step == 0:
+                        loss_limit = DIVERGENCE_FACTOR * max(loss, 1e-3)
+                    _check_diverged(loss, loss_limit, "training", step, epoch, learning_rate)
+                    history["train_loss"].append(loss)
+                    model.gradient(X_b, logits_batch, out=grad_padded)
+                    w_padded -= step_size * grad_padded
+                    if bar is not None:
+                        bar.update(1)
+                    if step % val_every == 0:
+                        if pending is not None and collect(pending):
+                            stopped_early, pending = True, None
+                            break
+                        snapshot = w_padded.copy()
+                        pending = (checker.submit(snapshot), step, epoch, snapshot, grad_padded.copy())
+            except TrainingDivergedError:
+                # A step after a check diverged; had the loop waited for that check, it may have stopped first.
+                if pending is None or not collect(pending):
+                    raise
+                stopped_early, pending = True, None
+            if pending is not None:
+                stopped_early = collect(pending)
+            if stopped_early:
+                step, epoch = history["check_steps"][-1], history["check_steps"][-1] // steps_per_epoch
+    finally:  # the caller's array gets the weights as training left them, also after an error
+        if bar is not None:
+            bar.close()
+        caller_w[...] = model.w
+        model.w, model.grad = caller_w, model.grad.copy()
+    if restore_best_weights and best_w is not None:
+        model.w[...] = best_w
 
-    caller_w[...] = best_w if restore_best_weights and best_w is not None else model.w
-    model.w, model.grad = caller_w, model.grad.copy()
     final = {key: history[key][-1] for key in ("val_loss", "val_accuracy", "train_accuracy", "train_set_loss")}
     return TrainResult(
         history=history,

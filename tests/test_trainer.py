@@ -215,3 +215,20 @@ def test_the_callers_weight_array_receives_the_result(digits):
     train(model, *digits, **SETTINGS)
     assert model.w is w and w.flags.c_contiguous and np.any(w != 0)
     assert model.grad.shape == w.shape
+
+
+def test_after_an_error_the_model_still_holds_its_own_array(digits):
+    model = SoftmaxModel(dtype=np.float32)
+    w = model.w
+    X_train, Y_train, X_val, Y_val = (a.astype(np.float32) if a.ndim == 2 else a for a in digits)
+    noise = np.random.default_rng(0).permutation(Y_train)
+    with pytest.raises(TrainingDivergedError):
+        train(model, X_train, noise, X_val, Y_val, learning_rate=1e30, batch_size=32, num_epochs=50)
+    assert model.w is w and model.grad.shape == w.shape
+
+
+def test_progress_bar_only_when_asked(digits, capsys):
+    train(SoftmaxModel(), *digits, **SETTINGS, progress=False)
+    assert capsys.readouterr().err == ""  # headless builds: nothing to leave in a PDF
+    train(SoftmaxModel(), *digits, **SETTINGS, progress=True)
+    assert "0/60 [" in capsys.readouterr().err  # tqdm.s bar over the 60 steps, on stderr
