@@ -134,9 +134,10 @@ $(PDF): $(EXECUTED)/report.ipynb
 	       echo "full log: $(BUILD)/pdf/report.log" >&2; exit 1; })
 	@mv -f $(BUILD)/pdf/report.pdf $@.tmp && mv -f $@.tmp $@
 
+# Task 2 runs beside Task 3 (-j2: measured 39 s against 45 s for the three notebooks); Task 4 waits for Task 3.
 report: ## the whole report: parameters, LaTeX tool chain, venv, data, task notebooks, report.pdf
 	@t0=$$(date +%s); \
-	$(MAKE) params && $(MAKE) tex && $(MAKE) $(PDF) && \
+	$(MAKE) params && $(MAKE) tex && $(MAKE) -j2 --output-sync=target $(PDF) && \
 	echo "report: $(CURDIR)/$(PDF) ($$(( $$(date +%s) - t0 )) s in all)"
 
 tex: ## check for xelatex and pandoc; install them (Debian/Ubuntu, as root) if missing
