@@ -93,11 +93,6 @@ def roughness(values) -> float:
     return float(np.mean(np.abs(np.diff(values)))) if len(values) > 1 else 0.0
 
 
-def large_drops(values, threshold: float) -> int:
-    """How many times a curve falls by more than `threshold` from one check to the next."""
-    return int(np.sum(np.diff(np.asarray(values, dtype=np.float64)) < -threshold))
-
-
 def fit_summary(history: dict, tail_checks: int) -> dict:
     """The numbers that decide whether a run overfits: final and best accuracies and losses, and the tail trend.
 
