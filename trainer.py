@@ -168,7 +168,7 @@ class _Checker:
             np.copyto(by_class.T, logits)
             logits = by_class.T  # (n, K) again, but each class contiguous
         loss = self.model.loss(logits, self.targets[rows]) * (rows.stop - rows.start)
-        return loss, int(np.count_nonzero(self.model.predict_from_logits(logits) == self.labels[rows]))
+        return loss, self.model.count_correct(logits, self.labels[rows])
 
     def submit(self, w_padded: np.ndarray) -> list:
         """Start a check of the weights `w_padded` (not to be changed until `collect`); returns its handle."""

@@ -221,6 +221,10 @@ class LinearModel:
         """Logits (N, K) -> predicted labels (N,)."""
         raise NotImplementedError
 
+    def count_correct(self, logits: np.ndarray, labels: np.ndarray) -> int:
+        """How many rows of logits (N, K) predict their label (N,)."""
+        return int(np.count_nonzero(self.predict_from_logits(logits) == labels))
+
     def evaluate(self, X: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
         """(mean cross-entropy, accuracy in [0, 1]) from a single forward pass over X."""
         logits = self.logits(X)
@@ -289,6 +293,16 @@ class SoftmaxModel(LinearModel):
 
     def predict_from_logits(self, logits: np.ndarray) -> np.ndarray:
         return logits.argmax(axis=1)
+
+    def count_correct(self, logits: np.ndarray, labels: np.ndarray) -> int:
+        # The label's logit equals the row maximum; where several classes share the maximum, argmax takes the
+        # first, so those (rare) rows are decided by argmax. Several times faster than argmax on every row.
+        row_max = logits.max(axis=1)
+        hit = logits[np.arange(len(labels)), labels] == row_max
+        tied = np.count_nonzero(logits == row_max[:, None], axis=1) > 1
+        if tied.any():
+            hit[tied] = logits[tied].argmax(axis=1) == labels[tied]
+        return int(np.count_nonzero(hit))
 
 
 def accuracy_from_predictions(predictions: np.ndarray, targets: np.ndarray) -> float:

@@ -280,3 +280,13 @@ def test_confident_mistakes_are_the_wrong_predictions_by_probability():
     assert confident_mistakes(probs, labels, 2).tolist() == [3, 0]
     binary = np.array([[0.9], [0.3], [0.45]])  # probability of class 1
     assert confident_mistakes(binary, np.array([0, 0, 1]), 5).tolist() == [0, 2]
+
+
+def test_count_correct_agrees_with_argmax_ties_included(rng):
+    model = SoftmaxModel(num_inputs=2, num_classes=4)
+    logits = rng.integers(0, 3, size=(500, 4)).astype(float)  # many ties for the maximum
+    labels = rng.integers(0, 4, 500)
+    assert model.count_correct(logits, labels) == int(np.sum(logits.argmax(axis=1) == labels))
+    logits_f = np.asfortranarray(rng.normal(size=(300, 4)))
+    labels_f = rng.integers(0, 4, 300)
+    assert model.count_correct(logits_f, labels_f) == int(np.sum(logits_f.argmax(axis=1) == labels_f))
