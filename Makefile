@@ -43,7 +43,7 @@ LATEX_STYLES := eurosym.sty ulem.sty adjustbox.sty
 timed = t0=$$(date +%s%N); $(2); ms=$$(( ($$(date +%s%N) - t0) / 1000000 )); \
 	printf '==> %-22s %d.%01d s\n' '$(1)' $$((ms / 1000)) $$((ms % 1000 / 100))
 
-.PHONY: help setup data fashion-package params figures report html lab tex test lint bench clean distclean FORCE
+.PHONY: help setup data fashion-package params figures report html pandoc lab tex test lint bench clean distclean FORCE
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -179,7 +179,17 @@ $(HTML): $(EXECUTED)/report.ipynb
 	@mv -f $(BUILD)/html/report.html $@.tmp && mv -f $@.tmp $@
 
 html: ## the report as one self-contained HTML file (needs pandoc, not LaTeX)
-	@$(MAKE) params && $(MAKE) $(HTML) && echo "html: $(CURDIR)/$(HTML)"
+	@$(MAKE) params && $(MAKE) pandoc && $(MAKE) -j2 --output-sync=target $(HTML) && echo "html: $(CURDIR)/$(HTML)"
+
+pandoc:
+	@command -v $(PANDOC) >/dev/null && exit 0; \
+	if [ "$(AUTO_INSTALL)" = yes ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing pandoc with apt-get" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pandoc >/dev/null; \
+	else \
+	  echo "make html needs pandoc: apt-get install pandoc, brew install pandoc, or conda install -c conda-forge pandoc" >&2; \
+	  exit 1; \
+	fi
 
 lab: $(VENV_STAMP) ## JupyterLab on the project's environment, to run the task notebooks
 	$(PY) -m jupyter lab
