@@ -28,8 +28,9 @@ DATA_STAMP := $(BUILD)/.data-verified
 # What the experiments depend on: editing any of these reruns the task notebooks.
 LIBRARY := utils.py trainer.py mnist.py experiments.py plots.py results.py
 PAPERMILL := $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar --log-level WARNING
-# papermill's stderr without ipykernel's notice about TCP transport; a failing cell's traceback still shows.
-QUIET = 2>&1 >/dev/null | { grep -v 'Kernel is running over TCP' || true; } >&2
+# papermill's stderr without ipykernel's notices (TCP transport; an interrupt at kernel shutdown, seen once,
+# harmless); a failing cell's traceback still shows.
+QUIET = 2>&1 >/dev/null | { grep -v -e 'Kernel is running over TCP' -e 'KeyboardInterrupt caught in kernel' || true; } >&2
 NBCONVERT_LATEX := $(PY) -m jupyter nbconvert --to latex --no-input --no-prompt
 XELATEX ?= xelatex
 PANDOC ?= pandoc
