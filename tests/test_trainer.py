@@ -197,16 +197,15 @@ def test_history_does_not_depend_on_check_workers_or_blocks(digits, monkeypatch)
     import trainer
 
     runs = []
-    for workers, block_rows in ((1, 5000), (2, 5000), (2, 64), (3, 100)):
+    for workers, block_rows in ((1, 7500), (2, 7500), (2, 64), (3, 100)):
         monkeypatch.setattr(trainer, "CHECK_WORKERS", workers)
         monkeypatch.setattr(trainer, "CHECK_BLOCK_ROWS", block_rows)
         runs.append(train(SoftmaxModel(0.01, dtype=np.float32), *(a.astype(np.float32) if a.ndim == 2 else a
                                                                    for a in digits), **SETTINGS))
-    # Same blocks -> identical bits; other blocks change only the order of summation of the check's loss.
-    assert runs[0].history == runs[1].history
-    for other in runs[2:]:
+    assert runs[0].history == runs[1].history  # the same blocks on 1 or 2 workers: bit for bit
+    for other in runs[2:]:  # other blocks: OpenBLAS may take another kernel path for a small block
         assert other.history["val_accuracy"] == runs[0].history["val_accuracy"]
-        np.testing.assert_allclose(other.history["val_loss"], runs[0].history["val_loss"], rtol=1e-5)  # float32 sums
+        np.testing.assert_allclose(other.history["val_loss"], runs[0].history["val_loss"], rtol=1e-5)
 
 
 def test_the_callers_weight_array_receives_the_result(digits):
