@@ -254,6 +254,7 @@ def train(
     t_batch = np.empty((batch_size, 1), dtype=model.dtype) if binary else np.empty(batch_size, dtype=np.intp)
     logits_batch = np.empty((batch_size, padded), dtype=model.dtype)
     grad_padded = np.zeros_like(w_padded)
+    w_checked, grad_checked = np.empty_like(w_padded), np.empty_like(w_padded)  # the weights a check sees
     model.grad = grad_padded[:, :k]
     step_size = model.dtype.type(learning_rate)
 
@@ -321,8 +322,10 @@ def train(
                         if pending is not None and collect(pending):
                             stopped_early, pending = True, None
                             break
-                        snapshot = w_padded.copy()
-                        pending = (checker.submit(snapshot), step, epoch, snapshot, grad_padded.copy())
+                        # one pair of buffers is enough: the previous check was collected just above
+                        np.copyto(w_checked, w_padded)
+                        np.copyto(grad_checked, grad_padded)
+                        pending = (checker.submit(w_checked), step, epoch, w_checked, grad_checked)
             except TrainingDivergedError:
                 # A step after a check diverged; had the loop waited for that check, it may have stopped first.
                 if pending is None or not collect(pending):
