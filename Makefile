@@ -26,7 +26,7 @@ TASK_RESULTS := $(TASKS:%=$(RESULTS)/%.json)
 PARAM_FILES := $(TASKS:%=$(PARAM_DIR)/%.json)
 DATA_STAMP := $(BUILD)/.data-verified
 # What the experiments depend on: editing any of these reruns the task notebooks.
-LIBRARY := utils.py trainer.py mnist.py experiments.py plots.py results.py
+LIBRARY := utils.py trainer.py mnist.py experiments.py plots.py results.py fileio.py
 PAPERMILL := $(PY) -m papermill --kernel python3 --cwd . --no-progress-bar --log-level WARNING
 # papermill's stderr without ipykernel's notices (TCP transport; an interrupt at kernel shutdown, seen once,
 # harmless); a failing cell's traceback still shows.

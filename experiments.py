@@ -7,14 +7,14 @@ The notebooks' `parameters` cells carry the same names and defaults (tests/test_
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fileio import atomic_write
 from mnist import CLASS_NAMES, DATASETS, load_binary_dataset, load_full_mnist
 from trainer import TrainResult, train
 from utils import BinaryModel, LinearModel, SoftmaxModel, gradient_check, pre_process_images
@@ -160,17 +160,10 @@ SOFTMAX_RUN_FIELDS = ("dataset", "train_size", "batch_size", "dtype", "learning_
 
 def save_softmax_run(path: str | Path, result: TrainResult, w: np.ndarray, cfg: _Config) -> None:
     """Task 3's run (weights, result, settings) to an .npz file, through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"settings": {f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}, "result": result.to_dict()})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, w=w, meta=np.array(meta))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, w=w, meta=np.array(meta))
+    atomic_write(path, buffer.getvalue())
 
 
 def load_softmax_run(path: str | Path, cfg: _Config) -> tuple[TrainResult, np.ndarray] | None:

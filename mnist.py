@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fileio import atomic_write
+
 # name -> (size in bytes, sha256 of the decompressed IDX file)
 FILES = {
     "train-images-idx3-ubyte": (47040016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
@@ -85,22 +87,6 @@ def check_file(name: str, data: bytes, origin: str, table: dict | None = None) -
             f"expected {size} bytes with sha256 {digest}. The file is not used; delete it "
             f"(or run `make data`) to fetch a fresh copy."
         )
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is shared data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------- IDX format

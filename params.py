@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from experiments import TASK_CONFIGS
+from fileio import atomic_write
 
 # Fashion-MNIST's default pair for Task 2: like 2 vs 3 in MNIST, two classes of similar shape that a linear
 # model often confuses, so the curves, early stopping and shuffling have something to show.
@@ -72,10 +73,7 @@ def write_if_changed(path: Path, text: str) -> bool:
     """Write `text` to `path` (through a temporary file) unless it already holds it; True when written."""
     if path.exists() and path.read_text() == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode())
     return True
 
 

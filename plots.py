@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+
+from fileio import atomic_write
 
 PNG_DPI = 200
 
@@ -105,21 +106,12 @@ def plot_gallery(fig, images: np.ndarray, titles: list[str], columns: int = 6) -
 
 def save_figure(fig, name: str, out_dir: str | Path = "build/figures") -> None:
     """Write `name`.pdf (vector) and `name`.png (200 dpi) into out_dir, each via a temporary file and a rename."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for ext in ("pdf", "png"):
-        path = out_dir / f"{name}.{ext}"
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=f".{ext}")
-        os.close(fd)
-        try:
-            # Fixed metadata: the same figure gives the same bytes on every run.
-            metadata = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-            fig.savefig(tmp, format=ext, dpi=PNG_DPI, bbox_inches="tight", metadata=metadata)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        # Fixed metadata: the same figure gives the same bytes on every run.
+        metadata = {"CreationDate": None} if ext == "pdf" else {"Software": None}
+        fig.savefig(buffer, format=ext, dpi=PNG_DPI, bbox_inches="tight", metadata=metadata)
+        atomic_write(Path(out_dir) / f"{name}.{ext}", buffer.getvalue())
 
 
 def new_figure(width: float = 7.0, height: float = 3.6):

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from fileio import atomic_write
 
 SCHEMA_VERSION = 1
 RESULTS_DIR = Path("build/results")
 SOURCES_DIR = Path(__file__).resolve().parent
 # The modules the task notebooks' results depend on (the Makefile's LIBRARY).
-LIBRARY = ("utils.py", "trainer.py", "mnist.py", "experiments.py", "plots.py", "results.py")
+LIBRARY = ("utils.py", "trainer.py", "mnist.py", "experiments.py", "plots.py", "results.py", "fileio.py")
 
 
 class ResultsError(RuntimeError):
@@ -40,19 +40,7 @@ def save_results(task: str, parameters: dict, payload: dict, results_dir: str | 
         **payload,
     }
     text = json.dumps(record, indent=1, allow_nan=False, default=_plain) + "\n"
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{task}.json"
-    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=f".{task}.", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(Path(results_dir) / f"{task}.json", text.encode())
 
 
 def load_results(task: str, required: tuple[str, ...] = (), results_dir: str | Path = RESULTS_DIR,

@@ -96,7 +96,7 @@ def _check_hyperparameters(learning_rate, batch_size, num_epochs, num_examples, 
 
 
 def _check_data(model: LinearModel, X: np.ndarray, targets: np.ndarray, name: str):
-    """Return (X in the model's dtype, targets as integer labels (N,)) or raise ValueError."""
+    """Return (X as given, targets as integer labels (N,)) or raise ValueError."""
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != model.w.shape[0]:
         raise ValueError(
@@ -105,7 +105,6 @@ def _check_data(model: LinearModel, X: np.ndarray, targets: np.ndarray, name: st
         )
     if not np.issubdtype(X.dtype, np.floating) or not np.all(np.isfinite(X)):
         raise ValueError(f"X_{name} must be finite floating-point numbers (dtype {X.dtype}; NaN or inf present?)")
-    X = np.ascontiguousarray(X, dtype=model.dtype)
     targets = np.asarray(targets)
     if model.num_outputs == 1:
         if targets.shape not in ((len(X), 1), (len(X),)):
@@ -175,12 +174,11 @@ class _Checker:
         if k > 1:
             np.copyto(self.logits_by_class.T, logits)
             logits = self.logits_by_class.T  # (N, K) again, but each class contiguous
-        out = []
-        for rows in (slice(self.num_train, None), slice(0, self.num_train)):
-            n = rows.stop - rows.start if rows.stop is not None else self.num_val
-            out.append(self.model.loss(logits[rows], self.targets[rows]))
-            out.append(self.model.count_correct(logits[rows], self.labels[rows]) / n)
-        return tuple(out)
+        val, train = slice(self.num_train, None), slice(0, self.num_train)
+        return (self.model.loss(logits[val], self.targets[val]),
+                self.model.count_correct(logits[val], self.labels[val]) / self.num_val,
+                self.model.loss(logits[train], self.targets[train]),
+                self.model.count_correct(logits[train], self.labels[train]) / self.num_train)
 
 
 def _check_diverged(loss: float, limit: float, which: str, step: int, epoch: int, learning_rate: float) -> None:
@@ -236,7 +234,7 @@ def train(
 
     # The training and validation sets stacked once in the compute dtype; the training batches are read
     # from the same copy.
-    X_all = np.concatenate([X_train, X_val])
+    X_all = np.concatenate([X_train, X_val], dtype=model.dtype)  # the one copy of the data, in the compute dtype
     X_train = X_all[:num_examples]
     # The weights live in the first K columns of a zero-padded (D, 16) array while training: OpenBLAS runs
     # (n, 785) @ (785, 16) faster than (n, 785) @ (785, 10). The padding stays zero: its logits are 0,

@@ -193,9 +193,6 @@ class LinearModel:
         """J = C + lambda * R(w), R(w) = 1/2 sum w^2: what `backward` differentiates."""
         return self.loss(self.logits(X), targets) + self.l2_reg_lambda * 0.5 * float(np.sum(self.w * self.w))
 
-    def zero_grad(self) -> None:
-        self.grad = None
-
     def activation(self, logits: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 @pytest.fixture
 def project(tmp_path):
     """A folder with the Makefile, stand-ins for the venv and the data, and a report.pdf from a good build."""
-    for name in ("Makefile", "params.py", "experiments.py", "mnist.py", "trainer.py", "utils.py"):
+    for name in ("Makefile", "params.py", "experiments.py", "mnist.py", "trainer.py", "utils.py", "fileio.py"):
         shutil.copy(ROOT / name, tmp_path)
     (tmp_path / "report.pdf").write_bytes(GOOD_PDF)
     for name in ("mnist.py", "requirements.txt"):  # older than the stamps below: nothing to redo
