@@ -120,8 +120,10 @@ def _check_data(model: LinearModel, X: np.ndarray, targets: np.ndarray, name: st
 DIVERGENCE_FACTOR = 1000.0  # a loss this many times the first step's (ln K at zero weights) counts as divergence
 
 
-CHECK_BLOCK_ROWS = 7500  # rows per block of a check's GEMM (measured: 4 blocks on 2 workers beat 2 or 6)
+CHECK_BLOCK_ROWS = 7500  # most rows per block of a check's GEMM; each set is cut into equal blocks
 CHECK_WORKERS = 2
+CHECKS_PER_GEMM = 6  # checks whose weights share one GEMM: 6 softmax checks fill 60 of 64 columns
+GATHER_BATCHES = 32  # shuffled batches gathered in one piece, ahead of the steps that use them
 
 
 def _single_threaded_blas():
@@ -129,56 +131,157 @@ def _single_threaded_blas():
     return threadpoolctl.ThreadpoolController().limit(limits=1, user_api="blas")
 
 
-class _Checker:
-    """Loss and accuracy of given weights on the whole training and validation sets.
+@dataclass
+class _Check:
+    """A validation check: the step and epoch after whose update it ran, and views of the weights and gradient then."""
 
-    `submit` starts the GEMM over the stacked sets in fixed blocks of rows on a small thread pool (numpy
-    releases the GIL in it) while training goes on; `collect`, at the next check, waits for it and computes
-    the losses and accuracies on the main thread. The blocks are fixed and each block's GEMM is
-    single-threaded, so the result does not depend on the number of workers or cores.
+    step: int
+    epoch: int
+    w: np.ndarray  # (D, K)
+    grad: np.ndarray  # (D, padded K)
+
+
+@dataclass
+class _Set:
+    """One of the sets a check evaluates: X (N, D), labels (N,), targets as the loss takes them, logits (N, columns)."""
+
+    X: np.ndarray
+    labels: np.ndarray
+    targets: np.ndarray
+    logits: np.ndarray
+    by_class: np.ndarray  # (checks per GEMM, K, N): each check's logits class-major, for fast reductions over classes
+
+
+class _Checker:
+    """Loss and accuracy of weight snapshots on the whole training and validation sets, a group at a time.
+
+    The checks are bound by reading the data, so `CHECKS_PER_GEMM` snapshots share the columns of one weight
+    matrix and one GEMM per set gives the logits of all of them: a sixth of the reads and a wider, faster GEMM.
+    The GEMMs run in fixed blocks of rows on a thread pool (numpy releases the GIL in them), and then each
+    check's losses and accuracies, while training goes on. `add` returns the results of the group before when a
+    new group is full, `finish` the rest. The blocks are fixed and each block's GEMM is single-threaded, so the
+    results do not depend on the number of workers or cores.
     """
 
-    def __init__(self, model: LinearModel, columns: int, X_all: np.ndarray, labels_all: np.ndarray,
-                 targets_all: np.ndarray, num_train: int):
-        self.model, self.X_all = model, X_all
-        self.labels, self.targets = labels_all, targets_all
-        self.num_train, self.num_val = num_train, len(X_all) - num_train
-        self.logits = np.empty((len(X_all), columns), dtype=model.dtype)
-        # class-major copy of the logits: reductions over classes then run along contiguous rows
-        self.logits_by_class = np.empty((model.num_outputs, len(X_all)), dtype=model.dtype)
-        edges = [*range(0, len(X_all), CHECK_BLOCK_ROWS), len(X_all)]
-        self.blocks = [slice(a, b) for a, b in zip(edges, edges[1:])]
-        self.pool = None
+    def __init__(self, pool: ThreadPoolExecutor, model: LinearModel, padded: int,
+                 train: tuple[np.ndarray, np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray, np.ndarray]):
+        """`train` and `val` are (X (N, D), labels (N,), targets) of each set."""
+        self.pool, self.model = pool, model
+        k, group = model.num_outputs, CHECKS_PER_GEMM
+        columns = -(-group * k // 16) * 16
+        dims = train[0].shape[1]
+        self.sets = [_Set(X, labels, targets, np.empty((len(X), columns), model.dtype),
+                          np.empty((group, k, len(X)), model.dtype)) for X, labels, targets in (train, val)]
+        self.blocks = []  # (set, rows)
+        for s in self.sets:
+            edges = np.linspace(0, len(s.X), -(-len(s.X) // CHECK_BLOCK_ROWS) + 1).astype(int)
+            self.blocks += [(s, slice(a, b)) for a, b in zip(edges, edges[1:])]
+        # two of each: one group fills while the other is computed
+        self.weights = [np.zeros((dims, columns), dtype=model.dtype) for _ in range(2)]
+        self.grads = [np.empty((group, dims, padded), dtype=model.dtype) for _ in range(2)]
+        self.filling: list[_Check] = []  # the checks of the group being filled, in buffers `self.side`
+        self.side = 0
+        self.in_flight: tuple[list, list[_Check]] | None = None  # (futures, checks) of the group being computed
 
-    def __enter__(self):
-        self.pool = ThreadPoolExecutor(max_workers=min(CHECK_WORKERS, os.cpu_count() or 1))
-        return self
+    def add(self, step: int, epoch: int, w_padded: np.ndarray, grad_padded: np.ndarray) -> list:
+        """Snapshot the weights for the check of `step`; once that fills a group, the results of the one before."""
+        k, slot = self.model.num_outputs, len(self.filling)
+        weights, grads = self.weights[self.side], self.grads[self.side]
+        weights[:, slot * k:(slot + 1) * k] = w_padded[:, :k]
+        grads[slot] = grad_padded
+        self.filling.append(_Check(step, epoch, weights[:, slot * k:(slot + 1) * k], grads[slot]))
+        if len(self.filling) < CHECKS_PER_GEMM:
+            return []
+        done = self._collect()
+        self._submit()
+        return done
 
-    def __exit__(self, *exc):
-        self.pool.shutdown()
-        self.pool = None
+    def finish(self) -> list:
+        """[(check, results)] of every check not yet returned, in order."""
+        done = self._collect()
+        if self.filling:
+            self._submit()
+            done += self._collect()
+        return done
 
-    def _gemm(self, w_padded: np.ndarray, rows: slice) -> None:
-        np.matmul(self.X_all[rows], w_padded, out=self.logits[rows])
+    @staticmethod
+    def _gemm(s: _Set, rows: slice, weights: np.ndarray) -> None:
+        np.matmul(s.X[rows], weights, out=s.logits[rows])
 
-    def submit(self, w_padded: np.ndarray) -> list:
-        """Start a check of the weights `w_padded` (not to be changed until `collect`); returns its handle."""
-        return [self.pool.submit(self._gemm, w_padded, rows) for rows in self.blocks]
+    def _submit(self) -> None:
+        weights = self.weights[self.side]
+        gemms = [self.pool.submit(self._gemm, s, rows, weights) for s, rows in self.blocks]
+        # queued after the GEMM blocks, so on any number of workers a results task only waits for started ones
+        results = [self.pool.submit(self._results, gemms, slot) for slot in range(len(self.filling))]
+        self.in_flight = results, self.filling
+        self.filling, self.side = [], 1 - self.side
 
-    def collect(self, futures: list) -> tuple[float, float, float, float]:
-        """(validation loss, validation accuracy, training-set loss, training-set accuracy) of a submitted check."""
-        for future in futures:
-            future.result()
-        k = self.model.num_outputs
-        logits = self.logits[:, :k]
-        if k > 1:
-            np.copyto(self.logits_by_class.T, logits)
-            logits = self.logits_by_class.T  # (N, K) again, but each class contiguous
-        val, train = slice(self.num_train, None), slice(0, self.num_train)
-        return (self.model.loss(logits[val], self.targets[val]),
-                self.model.count_correct(logits[val], self.labels[val]) / self.num_val,
-                self.model.loss(logits[train], self.targets[train]),
-                self.model.count_correct(logits[train], self.labels[train]) / self.num_train)
+    def _collect(self) -> list:
+        if self.in_flight is None:
+            return []
+        futures, checks = self.in_flight
+        self.in_flight = None
+        return [(check, future.result()) for check, future in zip(checks, futures)]
+
+    def _results(self, gemms: list, slot: int) -> tuple[float, float, float, float]:
+        """(validation loss, validation accuracy, training-set loss, training-set accuracy) of a group's check."""
+        for gemm in gemms:
+            gemm.result()
+        out = []
+        for s in reversed(self.sets):
+            k = self.model.num_outputs
+            logits = s.logits[:, slot * k:(slot + 1) * k]
+            if k > 1:
+                np.copyto(s.by_class[slot].T, logits)
+                logits = s.by_class[slot].T  # (N, K) again, but each class contiguous
+            out += [self.model.loss(logits, s.targets), self.model.count_correct(logits, s.labels) / len(s.X)]
+        return tuple(out)
+
+
+def _batches(gatherer: ThreadPoolExecutor, X: np.ndarray, targets: np.ndarray, batch_size: int, num_epochs: int,
+             rng: np.random.Generator | None):
+    """Yield (epoch, X_batch (batch_size, D), targets_batch) for every step, as views.
+
+    Without `rng`, consecutive slices of the training set. With it, each epoch in a fresh order (the permutation
+    of `batch_indices`), gathered by `gatherer` `GATHER_BATCHES` batches at a time while the batches before train.
+    """
+    steps = len(X) // batch_size
+    if rng is None:
+        for epoch in range(num_epochs):
+            for i in range(0, steps * batch_size, batch_size):
+                yield epoch, X[i:i + batch_size], targets[i:i + batch_size]
+        return
+    piece = min(steps, GATHER_BATCHES) * batch_size
+    buffers = [(np.empty((piece, X.shape[1]), X.dtype), np.empty((piece, *targets.shape[1:]), targets.dtype))
+               for _ in range(2)]
+
+    def pieces():
+        """(epoch, the piece's row indices) in training order; an epoch's order is drawn at its first piece."""
+        for epoch in range(num_epochs):
+            order = np.concatenate(batch_indices(len(X), batch_size, rng))
+            for start in range(0, len(order), piece):
+                yield epoch, order[start:start + piece]
+
+    def gather(side: int, rows: np.ndarray) -> None:
+        X_piece, t_piece = buffers[side]
+        np.take(X, rows, axis=0, out=X_piece[:len(rows)], mode="clip")  # mode "clip": "raise" would copy twice
+        np.take(targets, rows, axis=0, out=t_piece[:len(rows)], mode="clip")
+
+    todo = pieces()
+    epoch, rows = next(todo)
+    side = 0
+    gathering = gatherer.submit(gather, side, rows)
+    while True:
+        upcoming = next(todo, None)
+        gathering.result()
+        if upcoming is not None:
+            gathering = gatherer.submit(gather, 1 - side, upcoming[1])
+        X_piece, t_piece = buffers[side]
+        for i in range(0, len(rows), batch_size):
+            yield epoch, X_piece[i:i + batch_size], t_piece[i:i + batch_size]
+        if upcoming is None:
+            return
+        (epoch, rows), side = upcoming, 1 - side
 
 
 def _check_diverged(loss: float, limit: float, which: str, step: int, epoch: int, learning_rate: float) -> None:
@@ -232,10 +335,9 @@ def train(
     targets_train = y_train.reshape(-1, 1).astype(model.dtype) if binary else y_train
     targets_val = y_val.reshape(-1, 1).astype(model.dtype) if binary else y_val
 
-    # The training and validation sets stacked once in the compute dtype; the training batches are read
-    # from the same copy.
-    X_all = np.concatenate([X_train, X_val], dtype=model.dtype)  # the one copy of the data, in the compute dtype
-    X_train = X_all[:num_examples]
+    # The data in the compute dtype (no copy when the caller's arrays already are).
+    X_train = np.ascontiguousarray(X_train, dtype=model.dtype)
+    X_val = np.ascontiguousarray(X_val, dtype=model.dtype)
     # The weights live in the first K columns of a zero-padded (D, 16) array while training: OpenBLAS runs
     # (n, 785) @ (785, 16) faster than (n, 785) @ (785, 10). The padding stays zero: its logits are 0,
     # so are its delta columns (the loss only touches the first K) and its gradient.
@@ -244,15 +346,15 @@ def train(
     w_padded = np.zeros((model.w.shape[0], padded), dtype=model.dtype)
     w_padded[:, :k] = model.w
     caller_w, model.w = model.w, w_padded[:, :k]
-    checker = _Checker(model, padded, X_all, np.concatenate([y_train, y_val]),
-                       np.concatenate([targets_train, targets_val]), num_examples)
+    # The checks run on a pool and shuffled batches are gathered on a thread of their own, while the main
+    # thread trains.
+    pool = ThreadPoolExecutor(max_workers=min(CHECK_WORKERS, os.cpu_count() or 1))
+    gatherer = ThreadPoolExecutor(max_workers=1)
+    checker = _Checker(pool, model, padded, (X_train, y_train, targets_train), (X_val, y_val, targets_val))
+    schedule = _batches(gatherer, X_train, targets_train, batch_size, num_epochs, rng if shuffle else None)
 
-    # Buffers for one step, allocated once: a shuffled batch is gathered into X_batch with np.take.
-    X_batch = np.empty((batch_size, X_all.shape[1]), dtype=model.dtype)
-    t_batch = np.empty((batch_size, 1), dtype=model.dtype) if binary else np.empty(batch_size, dtype=np.intp)
     logits_batch = np.empty((batch_size, padded), dtype=model.dtype)
     grad_padded = np.zeros_like(w_padded)
-    w_checked, grad_checked = np.empty_like(w_padded), np.empty_like(w_padded)  # the weights a check sees
     model.grad = grad_padded[:, :k]
     step_size = model.dtype.type(learning_rate)
 
@@ -266,71 +368,55 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=num_epochs * steps_per_epoch, unit="step", leave=False)
-    schedule = ((epoch, idx) for epoch in range(num_epochs)
-                for idx in batch_indices(num_examples, batch_size, rng if shuffle else None))
-
-    # A check runs on the pool while the main thread goes on with the next steps; its result is collected at
-    # the next check. If it says stop, training rolls back to the weights and history of the checked step,
+    # Checks run on the pool while the main thread goes on with the next steps; their results come back a few
+    # checks later (see _Checker). If one says stop, training rolls back to the weights and history of its step,
     # so the result is what a loop that waited for every check would give.
-    pending = None  # (handle, step, epoch, weights, gradient) of the check in flight
     stopped_early = False
 
-    def collect(check) -> bool:
-        """Record a check in the history; True (after rolling back to its step) when training stops there."""
+    def record(checks: list) -> bool:
+        """Record finished checks in order; True (after rolling back to its step) at the first that stops."""
         nonlocal best_w
-        handle, at_step, at_epoch, w_then, grad_then = check
-        val_loss, val_acc, train_set_loss, train_acc = checker.collect(handle)
-        _check_diverged(val_loss, loss_limit, "validation", at_step, at_epoch, learning_rate)
-        for key, value in (("check_steps", at_step), ("val_loss", val_loss), ("val_accuracy", val_acc),
-                           ("train_accuracy", train_acc), ("train_set_loss", train_set_loss)):
-            history[key].append(value)
-        stop = stopper.update(val_loss, at_step)
-        if restore_best_weights and stopper.improved:
-            best_w = w_then[:, :k].copy()
-        if stop:
-            w_padded[...], grad_padded[...] = w_then, grad_then
-            del history["train_loss"][at_step + 1:]
-        return stop
+        for check, (val_loss, val_acc, train_set_loss, train_acc) in checks:
+            _check_diverged(val_loss, loss_limit, "validation", check.step, check.epoch, learning_rate)
+            for key, value in (("check_steps", check.step), ("val_loss", val_loss), ("val_accuracy", val_acc),
+                               ("train_accuracy", train_acc), ("train_set_loss", train_set_loss)):
+                history[key].append(value)
+            stop = stopper.update(val_loss, check.step)
+            if restore_best_weights and stopper.improved:
+                best_w = check.w.copy()
+            if stop:
+                w_padded[:, :k], grad_padded[...] = check.w, check.grad
+                del history["train_loss"][check.step + 1:]
+                return True
+        return False
 
     # Single-threaded BLAS: the sums in every GEMM, and so every bit of the history, do not depend on the
     # number of cores; the checks use both cores through their own thread pool instead.
     try:
         with (np.errstate(over="ignore", invalid="ignore"),  # divergence is caught below, with a clearer message
-              _single_threaded_blas(), checker):
-            try:
-                for step, (epoch, idx) in enumerate(schedule):
-                    if shuffle:
-                        # mode "clip": "raise" would copy twice
-                        X_b = np.take(X_train, idx, axis=0, out=X_batch, mode="clip")
-                        t_b = np.take(targets_train, idx, axis=0, out=t_batch, mode="clip")
-                    else:  # batches are contiguous: views, no copy
-                        X_b, t_b = X_train[idx[0]:idx[-1] + 1], targets_train[idx[0]:idx[-1] + 1]
-                    np.matmul(X_b, w_padded, out=logits_batch)
-                    # the delta replaces the logits in logits_batch
-                    loss, _ = model._loss_and_delta_inplace(logits_batch[:, :k], t_b)
-                    if step == 0:
-                        loss_limit = DIVERGENCE_FACTOR * max(loss, 1e-3)
+              _single_threaded_blas(), pool, gatherer):
+            for step, (epoch, X_b, t_b) in enumerate(schedule):
+                np.matmul(X_b, w_padded, out=logits_batch)
+                # the delta replaces the logits in logits_batch
+                loss, _ = model._loss_and_delta_inplace(logits_batch[:, :k], t_b)
+                if step == 0:
+                    loss_limit = DIVERGENCE_FACTOR * max(loss, 1e-3)
+                if not (loss <= loss_limit):  # also nan
+                    # a check in flight may have stopped training before this step: then there is no error
+                    if record(checker.finish()):
+                        stopped_early = True
+                        break
                     _check_diverged(loss, loss_limit, "training", step, epoch, learning_rate)
-                    history["train_loss"].append(loss)
-                    model.gradient(X_b, logits_batch, out=grad_padded)
-                    w_padded -= step_size * grad_padded
-                    if bar is not None:
-                        bar.update(1)
-                    if step % val_every == 0:
-                        if pending is not None and collect(pending):
-                            stopped_early, pending = True, None
-                            break
-                        # one pair of buffers is enough: the previous check was collected just above
-                        np.copyto(w_checked, w_padded)
-                        np.copyto(grad_checked, grad_padded)
-                        pending = (checker.submit(w_checked), step, epoch, w_checked, grad_checked)
-            except TrainingDivergedError:
-                # A step after a check diverged; had the loop waited for that check, it may have stopped first.
-                if pending is None or not collect(pending):
-                    raise
-                stopped_early, pending = True, None
-            if pending is not None:
-                stopped_early = collect(pending)
+                history["train_loss"].append(loss)
+                model.gradient(X_b, logits_batch, out=grad_padded)
+                w_padded -= step_size * grad_padded
+                if bar is not None:
+                    bar.update(1)
+                if step % val_every == 0 and record(checker.add(step, epoch, w_padded, grad_padded)):
+                    stopped_early = True
+                    break
+            if not stopped_early:
+                stopped_early = record(checker.finish())
             if stopped_early:
                 step, epoch = history["check_steps"][-1], history["check_steps"][-1] // steps_per_epoch
     finally:  # the caller's array gets the weights as training left them, also after an error

@@ -208,6 +208,51 @@ def test_history_does_not_depend_on_check_workers_or_blocks(digits, monkeypatch)
         np.testing.assert_allclose(other.history["val_loss"], runs[0].history["val_loss"], rtol=1e-5)
 
 
+@pytest.mark.parametrize("gather_batches", [1, 3, 20, 64])
+def test_shuffled_batches_are_the_permutations_of_batch_indices(gather_batches, monkeypatch):
+    """Batches gathered ahead, in pieces that may cross an epoch's end, are exactly X[idx] of each epoch's order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import trainer
+    from utils import batch_indices
+
+    monkeypatch.setattr(trainer, "GATHER_BATCHES", gather_batches)
+    rng = np.random.default_rng(5)
+    X, targets = rng.standard_normal((83, 4)), rng.integers(0, 10, 83)  # 83 // 8 = 10 steps, 3 rows left out
+    with ThreadPoolExecutor(1) as gatherer:
+        got = [(e, Xb.copy(), tb.copy()) for e, Xb, tb in trainer._batches(gatherer, X, targets, 8, 3,
+                                                                           np.random.default_rng(7))]
+    reference_rng = np.random.default_rng(7)
+    expected = [(e, X[idx], targets[idx]) for e in range(3) for idx in batch_indices(83, 8, reference_rng)]
+    assert len(got) == len(expected) == 30
+    for (e, Xb, tb), (e_ref, Xb_ref, tb_ref) in zip(got, expected):
+        assert e == e_ref and np.array_equal(Xb, Xb_ref) and np.array_equal(tb, tb_ref)
+
+
+def test_early_stopping_gives_what_a_loop_waiting_for_every_check_gives(digits, monkeypatch):
+    """Checks come back several checks late; stopping rolls back to the checked step exactly."""
+    import trainer
+
+    X_train, Y_train, X_val, Y_val = (a.astype(np.float32) if a.ndim == 2 else a for a in digits)
+    settings = dict(SETTINGS, learning_rate=5.0, num_epochs=50, shuffle=True)
+    runs = []
+    for group in (1, 2, 6):  # 1: each check is collected at the next one
+        monkeypatch.setattr(trainer, "CHECKS_PER_GEMM", group)
+        model = SoftmaxModel(dtype=np.float32)
+        result = train(model, X_train, Y_train, X_val, Y_val, **settings, rng=np.random.default_rng(2),
+                       early_stopping_patience=2)
+        runs.append((model, result))
+    (model, first), others = runs[0], runs[1:]
+    assert first.stopped_early and first.stop_step < 50 * 20 - 5 * 6
+    for other_model, other in others:
+        assert (other.stop_step, other.stop_epoch, other.best_step) == (first.stop_step, first.stop_epoch,
+                                                                        first.best_step)
+        assert other.history["train_loss"] == first.history["train_loss"]  # the steps, to the last bit
+        assert other.history["check_steps"] == first.history["check_steps"]
+        np.testing.assert_allclose(other.history["val_loss"], first.history["val_loss"], rtol=1e-5)
+        assert np.array_equal(other_model.w, model.w) and np.array_equal(other_model.grad, model.grad)
+
+
 def test_the_callers_weight_array_receives_the_result(digits):
     model = SoftmaxModel()
     w = model.w
