@@ -34,8 +34,11 @@ QUIET = 2>&1 >/dev/null | { grep -v -e 'Kernel is running over TCP' -e 'Keyboard
 NBCONVERT_LATEX := $(PY) -m jupyter nbconvert --to latex --no-input --no-prompt
 XELATEX ?= xelatex
 PANDOC ?= pandoc
-# `make tex` installs the LaTeX tool chain with apt-get when run as root, unless AUTO_INSTALL=no.
+# Missing system packages (LaTeX, pandoc, dataset-fashion-mnist) are installed with apt-get when make runs as
+# root, unless AUTO_INSTALL=no.
 AUTO_INSTALL ?= yes
+CAN_APT = [ "$(AUTO_INSTALL)" = yes ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null
+apt_install = apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1) >/dev/null
 
 APT_PACKAGES := pandoc texlive-xetex texlive-fonts-recommended texlive-plain-generic
 LATEX_STYLES := eurosym.sty ulem.sty adjustbox.sty
@@ -89,10 +92,9 @@ $(DATA_STAMP): mnist.py $(VENV_STAMP)
 
 # Fashion-MNIST's offline source is Debian's package dataset-fashion-mnist: installed when root and missing.
 fashion-package:
-	@if [ "$(DATASET)" = fashion-mnist ] && [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(AUTO_INSTALL)" = yes ] \
-	  && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	@if [ "$(DATASET)" = fashion-mnist ] && [ ! -d /usr/share/datasets/fashion-mnist ] && $(CAN_APT); then \
 	  echo "Installing Debian's dataset-fashion-mnist" >&2; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null; \
+	  $(call apt_install,dataset-fashion-mnist); \
 	fi
 
 # The parameters of each notebook: rewritten only when they change, so only what depends on them reruns.
@@ -147,9 +149,9 @@ tex: ## check for xelatex and pandoc; install them (Debian/Ubuntu, as root) if m
 	if [ -z "$$missing" ]; then for sty in $(LATEX_STYLES); do kpsewhich $$sty >/dev/null || missing="$$missing $$sty"; done; fi; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "The LaTeX tool chain for the PDF is incomplete (missing:$$missing)." >&2; \
-	if [ "$(AUTO_INSTALL)" = yes ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	if $(CAN_APT); then \
 	  echo "Installing with apt-get: $(APT_PACKAGES)" >&2; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	  $(call apt_install,$(APT_PACKAGES)); \
 	else \
 	  echo "Nothing was built. Install it, then run make report again:" >&2; \
 	  echo "  Debian/Ubuntu: sudo apt-get install --no-install-recommends $(APT_PACKAGES)" >&2; \
@@ -184,9 +186,9 @@ html: ## the report as one self-contained HTML file (needs pandoc, not LaTeX)
 
 pandoc:
 	@command -v $(PANDOC) >/dev/null && exit 0; \
-	if [ "$(AUTO_INSTALL)" = yes ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	if $(CAN_APT); then \
 	  echo "Installing pandoc with apt-get" >&2; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pandoc >/dev/null; \
+	  $(call apt_install,pandoc); \
 	else \
 	  echo "make html needs pandoc: apt-get install pandoc, brew install pandoc, or conda install -c conda-forge pandoc" >&2; \
 	  exit 1; \

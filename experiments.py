@@ -17,7 +17,7 @@ import numpy as np
 from fileio import atomic_write
 from mnist import CLASS_NAMES, DATASETS, load_binary_dataset, load_full_mnist
 from trainer import TrainResult, train
-from utils import BinaryModel, LinearModel, SoftmaxModel, gradient_check, pre_process_images
+from utils import GRADIENT_CHECK_EPSILON, BinaryModel, LinearModel, SoftmaxModel, gradient_check, pre_process_images
 
 NAME_OR_INDEX = {"class1", "class2"}
 
@@ -109,8 +109,8 @@ def _gradient_check(model: LinearModel, X_raw: np.ndarray, targets: np.ndarray, 
     """Centred-difference check at random weights N(0, 1) on the first images, in float64."""
     model.w = np.random.default_rng(seed).normal(size=model.w.shape)
     worst = gradient_check(model, pre_process_images(X_raw, np.float64), targets)
-    return {"max_abs_difference": worst, "tolerance": 1e-6, "epsilon": 1e-3, "num_weights": model.w.size,
-            "num_examples": len(X_raw), "seed": seed}
+    return {"max_abs_difference": worst, "tolerance": GRADIENT_CHECK_EPSILON**2, "epsilon": GRADIENT_CHECK_EPSILON,
+            "num_weights": model.w.size, "num_examples": len(X_raw), "seed": seed}
 
 
 def run_task2(cfg: Task2Config, progress: bool = False) -> dict:

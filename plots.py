@@ -70,7 +70,8 @@ def plot_weight_images(fig, weights: dict[str, np.ndarray], columns: int = 5, cl
             if k < num_classes:
                 im = ax.imshow(images[k], cmap="RdBu_r", vmin=-limit, vmax=limit)
                 ax.set_title(class_names[k] if class_names else str(k), fontsize=9)
-        block.suptitle(label, fontsize=10)
+        if label:
+            block.suptitle(label, fontsize=10)
         block.colorbar(im, ax=list(axes), fraction=0.03, pad=0.02)
 
 

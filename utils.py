@@ -338,11 +338,15 @@ def calculate_accuracy(X: np.ndarray, targets: np.ndarray, model: LinearModel) -
 # ---------------------------------------------------------------- gradient check
 
 
+GRADIENT_CHECK_EPSILON = 1e-3  # the step of the centred differences; the tolerance is its square
+
+
 class GradientCheckError(AssertionError):
     """The analytic gradient disagrees with centred differences beyond the tolerance."""
 
 
-def numerical_gradient(f: Callable[[], float], w: np.ndarray, epsilon: float = 1e-3) -> np.ndarray:
+def numerical_gradient(f: Callable[[], float], w: np.ndarray,
+                       epsilon: float = GRADIENT_CHECK_EPSILON) -> np.ndarray:
     """Centred differences (f(w + eps) - f(w - eps)) / (2 eps) for every entry of w, changed in place and restored."""
     grad = np.zeros_like(w)
     for idx in np.ndindex(w.shape):
@@ -356,7 +360,8 @@ def numerical_gradient(f: Callable[[], float], w: np.ndarray, epsilon: float = 1
     return grad
 
 
-def gradient_check(model: LinearModel, X: np.ndarray, targets: np.ndarray, epsilon: float = 1e-3) -> float:
+def gradient_check(model: LinearModel, X: np.ndarray, targets: np.ndarray,
+                   epsilon: float = GRADIENT_CHECK_EPSILON) -> float:
     """Largest |analytic - numeric| over w (float64 only); raises GradientCheckError above epsilon**2."""
     if model.dtype != np.float64 or X.dtype != np.float64:
         raise ValueError(f"gradient_check needs float64 weights and X, received {model.dtype} and {X.dtype}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -120,26 +121,22 @@ def floor(name: str, out: dict, num_train: int, num_val: int, outputs: int, cfg)
     figure(f"{name}_over_floor", out["project"] / bound)
 
 
-def stages(python: str) -> None:
-    """Time make report's stages into a temporary build folder (the real build/ is left alone)."""
-    print("\nmake report's stages (into a temporary build folder):")
+def stages() -> None:
+    """Run make's own report pipeline into a temporary build folder (the real build/ is left alone) and
+    report the time of each stage, as its `==> stage  N s` lines give it; the stages run one after another."""
+    print("\nmake report's stages (into a temporary build folder, one at a time):")
     with tempfile.TemporaryDirectory(prefix="bench-build-") as build:
-        papermill = [python, "-m", "papermill", "--kernel", "python3", "--cwd", str(ROOT), "--no-progress-bar",
-                     "--log-level", "ERROR"]
-        commands = [("data", [python, "mnist.py"])]
-        commands += [(task, [*papermill, f"{task}.ipynb", f"{build}/{task}.ipynb", "-p", "progress", "False",
-                             "-p", "out_dir", build]) for task in ("task2", "task3", "task4")]
-        commands.append(("report", [*papermill, "report.ipynb", f"{build}/report.ipynb", "-p", "build_dir", build]))
-        commands.append(("latex", [python, "-m", "jupyter", "nbconvert", "--to", "pdf", "--no-input", "--no-prompt",
-                                   "--PDFExporter.latex_count=1", "--output-dir", build, f"{build}/report.ipynb"]))
-        for name, command in commands:
-            seconds, proc = timed(lambda c=command: subprocess.run(c, cwd=ROOT, capture_output=True, text=True))
-            if proc.returncode:
-                print(f"  {name:8} failed:\n{proc.stderr[-2000:]}")
-                figure(f"stage_{name}_s", "failed")
-                return
-            print(f"  {name:8} {seconds:7.1f} s")
-            figure(f"stage_{name}_s", seconds)
+        pdf = f"{build}/report.pdf"
+        proc = subprocess.run(["make", "--no-print-directory", pdf, f"BUILD={build}", f"PDF={pdf}"], cwd=ROOT,
+                              capture_output=True, text=True)
+    if proc.returncode:
+        print(f"  failed:\n{proc.stderr[-2000:]}")
+        figure("stages", "failed")
+        return
+    for match in re.finditer(r"^==> (\S+).*?([\d.]+) s$", proc.stdout, flags=re.MULTILINE):
+        name, seconds = match[1].split(".")[0].lower(), float(match[2])  # task2.ipynb -> task2, LaTeX -> latex
+        print(f"  {name:8} {seconds:7.1f} s")
+        figure(f"stage_{name}_s", seconds)
 
 
 def main() -> int:
@@ -161,7 +158,7 @@ def main() -> int:
     floor("binary", out2, len(raw2[0]), len(raw2[2]), 1, cfg2)
 
     if not args.no_stages:
-        stages(sys.executable)
+        stages()
     print()
     print("\n".join(LINES))
     return 0
