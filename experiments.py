@@ -9,17 +9,19 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fileio import atomic_write
-from mnist import CLASS_NAMES, DATASETS, load_binary_dataset, load_full_mnist
+from mnist import CLASS_NAMES, DATASETS, NUM_TRAIN, load_binary_dataset, load_full_mnist
 from trainer import TrainResult, train
 from utils import GRADIENT_CHECK_EPSILON, BinaryModel, LinearModel, SoftmaxModel, gradient_check, pre_process_images
 
 NAME_OR_INDEX = {"class1", "class2"}
+OPTIONAL = {"early_stopping_patience"}  # None switches it off
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class _Config:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if value is None and f.name in OPTIONAL:
+                continue
             if isinstance(value, list) and isinstance(f.default, tuple):  # JSON gives lists for tuples
                 value = tuple(value)
                 object.__setattr__(self, f.name, value)
@@ -53,6 +57,7 @@ class _Config:
                 raise TypeError(f"{type(self).__name__}.{f.name} must be {expected.__name__}, received {value!r}")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, received {self.dataset!r}")
+        self._check_ranges()
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', received {self.dtype!r}")
         names = CLASS_NAMES[self.dataset]
@@ -63,6 +68,34 @@ class _Config:
                                  f"received {value!r}")
         if len(pair) == 2 and len({names.index(v) if isinstance(v, str) else v for v in pair}) == 1:
             raise ValueError(f"class1 and class2 must be two different classes, received {pair[0]!r} and {pair[1]!r}")
+
+    def _check_ranges(self) -> None:
+        """ValueError naming the first field outside its range, the value received and the valid range."""
+        most = NUM_TRAIN[self.dataset]
+
+        def need(name: str, ok: bool, valid: str) -> None:
+            if not ok:
+                raise ValueError(f"{name} must be {valid}, received {getattr(self, name)!r}")
+
+        need("train_size", 1 <= self.train_size <= most, f"an integer in [1, {most}] for {self.dataset}")
+        need("batch_size", 1 <= self.batch_size <= self.train_size, f"an integer in [1, train_size={self.train_size}]")
+        need("gradient_check_examples", 1 <= self.gradient_check_examples <= self.train_size,
+             f"an integer in [1, train_size={self.train_size}]")
+        for name in ("gradient_check_seed", "shuffle_seed"):
+            if hasattr(self, name):
+                need(name, getattr(self, name) >= 0, "an integer >= 0")
+        if hasattr(self, "learning_rate"):
+            need("learning_rate", math.isfinite(self.learning_rate) and self.learning_rate > 0, "a finite number > 0")
+        for name in ("num_epochs", "num_epochs_early_stopping"):
+            if hasattr(self, name):
+                need(name, 1 <= getattr(self, name) <= 100000, "an integer in [1, 100000]")
+        if getattr(self, "early_stopping_patience", None) is not None:
+            need("early_stopping_patience", self.early_stopping_patience >= 1, "an integer >= 1 (checks), or None")
+        for name in ("lambdas", "weight_image_lambdas"):
+            if hasattr(self, name):
+                values = getattr(self, name)
+                need(name, len(values) >= 1 and all(math.isfinite(v) and v >= 0 for v in values),
+                     "a non-empty list of finite numbers >= 0, such as [2, 0.2]")
 
     @classmethod
     def from_namespace(cls, namespace: dict):

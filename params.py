@@ -1,52 +1,77 @@
-"""Command-line parameters for the task notebooks: `make report PARAMS="task3.num_epochs=20 task4.lambdas=[1,0.1]"`.
+"""Command-line parameters for the task notebooks: `make report PARAMS="task3.num_epochs=20 task4.lambdas=[1, 0.1]"`.
 
-`python params.py OUT_DIR` reads PARAMS, SEED and DATASET from the environment (make exports them), checks
-every override against experiments.py's configurations, and writes OUT_DIR/taskN.json with that notebook's
-overrides (papermill's `-f` format) only when its content changes, so make reruns only the notebooks whose
-parameters changed. Unknown names and values of the wrong type stop it with the valid names listed.
+`resolve(PARAMS, SEED, DATASET)` checks every override against experiments.py's configurations (names, types
+and ranges) and returns each notebook's full set of parameters; make.py calls it before any work.
 
-PARAMS: space-separated `task.name=value`; the value is a Python literal (20, 0.5, [1, 0.1], "Coat") or a
-bare word taken as a string. SEED=N sets every task's shuffle_seed; DATASET=name every task's dataset.
+PARAMS: whitespace-separated `task.name=value` items; the value is a Python literal (20, 1e-05, [1, 0.1],
+"Coat", None) or a bare word taken as a string; spaces are allowed inside brackets and quotes.
+SEED=N sets every task's shuffle_seed; DATASET=name every task's data set (empty: the default, mnist).
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
-import json
-import os
-import shlex
-import sys
-from pathlib import Path
 
 from experiments import TASK_CONFIGS
-from fileio import atomic_write
+from mnist import DATASETS
 
 # Fashion-MNIST's default pair for Task 2: like 2 vs 3 in MNIST, two classes of similar shape that a linear
 # model often confuses, so the curves, early stopping and shuffling have something to show.
 DEFAULT_PAIRS = {"fashion-mnist": ("Pullover", "Coat")}
+CLOSING = {"[": "]", "(": ")", "{": "}"}
 
 
 class ParameterError(ValueError):
     """An override names no task or parameter, or has a value its parameter does not accept."""
 
 
+def split_items(params: str) -> list[str]:
+    """PARAMS split at whitespace outside brackets and quotes; ParameterError on an unclosed one."""
+    items, current, stack, quote = [], [], [], None
+    for char in params:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in CLOSING:
+            stack.append(CLOSING[char])
+        elif stack and char == stack[-1]:
+            stack.pop()
+        elif char.isspace() and not stack:
+            if current:
+                items.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    if quote or stack:
+        raise ParameterError(f"PARAMS has an unclosed {quote or 'bracket (missing ' + repr(stack[-1]) + ')'}: "
+                             f"received {params!r}")
+    if current:
+        items.append("".join(current))
+    return items
+
+
 def parse(params: str, seed: str = "", dataset: str = "") -> dict[str, dict]:
     """{task: {name: value}} from the PARAMS text and the SEED and DATASET shortcuts; checked."""
     overrides: dict[str, dict] = {task: {} for task in TASK_CONFIGS}
+    dataset = dataset.strip()
     if dataset:
+        if dataset not in DATASETS:
+            raise ParameterError(f"DATASET must be one of {', '.join(DATASETS)} (empty: mnist), received {dataset!r}")
         for task in TASK_CONFIGS:
             overrides[task]["dataset"] = dataset
         for name, value in zip(("class1", "class2"), DEFAULT_PAIRS.get(dataset, ())):
             overrides["task2"][name] = value
-    if seed:
-        try:
-            seed_value = int(seed)
-        except ValueError:
-            raise ParameterError(f"SEED must be an integer, received {seed!r}") from None
+        if dataset == "synthetic":  # 3000 training images: a smoke run of the whole report in seconds
+            for task in TASK_CONFIGS:
+                overrides[task]["train_size"] = 2000
+    if seed.strip():
+        if not seed.strip().isdigit():
+            raise ParameterError(f"SEED must be an integer >= 0, received {seed!r}")
         for task in TASK_CONFIGS:
-            overrides[task]["shuffle_seed"] = seed_value
-    for item in shlex.split(params):
+            overrides[task]["shuffle_seed"] = int(seed)
+    for item in split_items(params):
         key, sep, text = item.partition("=")
         task, dot, name = key.partition(".")
         if not sep or not dot:
@@ -59,36 +84,20 @@ def parse(params: str, seed: str = "", dataset: str = "") -> dict[str, dict]:
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
+            if text[:1] in "[({'\"" or not text:
+                raise ParameterError(f"{item!r}: {text!r} is not a Python literal (a number, a list such as "
+                                     f"[1, 0.1], a quoted string)") from None
             value = text  # a bare word: a string
         overrides[task][name] = value
-    for task, values in overrides.items():
-        try:
-            TASK_CONFIGS[task](**values)
-        except (TypeError, ValueError) as exc:
-            raise ParameterError(f"{task}: {exc}") from None
     return overrides
 
 
-def write_if_changed(path: Path, text: str) -> bool:
-    """Write `text` to `path` (through a temporary file) unless it already holds it; True when written."""
-    if path.exists() and path.read_text() == text:
-        return False
-    atomic_write(path, text.encode())
-    return True
-
-
-def main() -> int:
-    out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("build/params")
-    try:
-        overrides = parse(os.environ.get("PARAMS", ""), os.environ.get("SEED", ""), os.environ.get("DATASET", ""))
-    except ParameterError as exc:
-        print(f"error: {exc}. Nothing was run.", file=sys.stderr)
-        return 2
-    for task, values in overrides.items():
-        if write_if_changed(out_dir / f"{task}.json", json.dumps(values, sort_keys=True) + "\n") and values:
-            print(f"parameters for {task}: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def resolve(params: str = "", seed: str = "", dataset: str = "") -> dict[str, dict]:
+    """{task: every parameter of its notebook} with the overrides applied, each checked; ParameterError if not."""
+    resolved = {}
+    for task, values in parse(params, seed, dataset).items():
+        try:
+            resolved[task] = TASK_CONFIGS[task](**values).as_dict()
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"{task}.{exc}" if str(exc).split(" ")[0] in values else f"{task}: {exc}") from None
+    return resolved

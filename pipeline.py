@@ -1,0 +1,525 @@
+"""The build's steps, run by make.py inside .venv: parameters, data, task notebooks, report, PDF, HTML.
+
+Each step compares the fingerprint of what it would make with the one recorded in its output; it runs when they
+differ. It works in a staging folder (build/.staging/) and its outputs appear by rename once complete and
+checked. One build at a time per build folder (filelock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+TASKS = ("task2", "task3", "task4")
+HEADINGS = tuple(f"Task {n}{s}" for n, subs in ((1, "ab"), (2, "abcde"), (3, "abcd"), (4, "abcde")) for s in subs)
+MIN_PAGES = 5
+LATEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic"
+LATEX_STYLES = ("eurosym.sty", "ulem.sty", "adjustbox.sty")
+NONE_COUNTER = "\\makeatletter\\@ifundefined{c@none}{\\newcounter{none}}{}\\makeatother\n"
+STOP = threading.Event()  # set at an interrupt: every running command is stopped
+
+
+class BuildError(RuntimeError):
+    """A step failed; the message says which and what to do. The previous outputs are kept."""
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Build:
+    """What one invocation builds: the data set, its build folder and outputs, and each notebook's parameters."""
+
+    dataset: str
+    dir: Path
+    pdf: Path
+    params: dict[str, dict]
+    variables: dict[str, str]
+
+    @property
+    def staging(self) -> Path:
+        return self.dir / ".staging"
+
+    @property
+    def html(self) -> Path:
+        return self.pdf.with_suffix(".html")
+
+
+def context(variables: dict[str, str]) -> Build:
+    """The build asked for; BuildError (nothing run) if a parameter is not valid."""
+    from params import ParameterError, resolve
+
+    try:
+        params = resolve(variables["PARAMS"], variables["SEED"], variables["DATASET"])
+    except ParameterError as exc:
+        raise BuildError(f"{exc}. Nothing was run.") from None
+    for name, allowed in (("PDF_ENGINE", ("auto", "latex", "typst")), ("AUTO_INSTALL", ("yes", "no"))):
+        if variables[name] not in allowed:
+            raise BuildError(f"{name} must be one of {', '.join(allowed)}, received {variables[name]!r}. "
+                             "Nothing was run.")
+    dataset = params["task2"]["dataset"]
+    default_dir = ROOT / "build" if dataset == "mnist" else ROOT / "build" / dataset
+    default_pdf = ROOT / ("report.pdf" if dataset == "mnist" else f"report-{dataset}.pdf")
+    return Build(dataset, Path(variables.get("BUILD_DIR") or default_dir).resolve(),
+                 Path(variables.get("PDF") or default_pdf).resolve(), params, variables)
+
+
+# ---------------------------------------------------------------- running things
+
+
+@contextlib.contextmanager
+def build_lock(build: Build):
+    """Hold the build folder's lock; a second build says whose it is and waits."""
+    from filelock import FileLock, Timeout
+
+    build.dir.mkdir(parents=True, exist_ok=True)
+    lock, owner = FileLock(build.dir / ".lock"), build.dir / ".lock.owner"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        pid = owner.read_text().strip() if owner.exists() else "unknown"
+        say(f"another build is running in {build.dir} (pid {pid}); waiting for it to finish")
+        lock.acquire()
+    try:
+        owner.write_text(str(os.getpid()))
+        shutil.rmtree(build.staging, ignore_errors=True)  # what an interrupted build left half-done
+        yield
+    finally:
+        shutil.rmtree(build.staging, ignore_errors=True)
+        lock.release()
+
+
+def run_command(command: list[str], cwd: Path = ROOT, env: dict | None = None) -> tuple[int, str]:
+    """(exit code, stdout + stderr) of `command`; stopped (SIGINT, then harder) at an interrupt."""
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace")
+    chunks = []
+    try:
+        while True:
+            try:
+                out, _ = proc.communicate(timeout=0.2)
+                chunks.append(out or "")
+                return proc.returncode, "".join(chunks)
+            except subprocess.TimeoutExpired:
+                if STOP.is_set():
+                    raise KeyboardInterrupt from None
+    except KeyboardInterrupt:
+        STOP.set()
+        _stop(proc)
+        raise
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Ask `proc` to stop as Ctrl-C would, then insist."""
+    for ask, wait in ((lambda: proc.send_signal(signal.SIGINT) if os.name != "nt" else proc.terminate(), 10),
+                      (proc.terminate, 5), (proc.kill, 5)):
+        if proc.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            ask()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(wait)
+
+
+def python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def staging_dir(build: Build, name: str) -> Path:
+    build.staging.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{name}.", dir=build.staging))
+
+
+def publish(src: Path, dest: Path) -> None:
+    """Move a finished file into place by rename (the old one stays until then)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dest)
+
+
+def run_notebook(source: Path, out: Path, parameters: dict) -> str:
+    """Execute `source` into `out` with `parameters`; its output. BuildError showing the failing cell."""
+    params_file = out.parent / f".{out.stem}.parameters.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params_file.write_text(json.dumps(parameters))
+    code, output = run_command(python(str(ROOT / "scripts" / "run_notebook.py"), str(source), str(out),
+                                      str(params_file)))
+    output = "\n".join(line for line in output.splitlines() if "Kernel is running over TCP" not in line)
+    if code == 130:
+        raise KeyboardInterrupt
+    if code:
+        raise BuildError(f"{source.name} failed:\n{output.strip()}")
+    return output
+
+
+def timed(label: str, started: float) -> None:
+    say(f"==> {label:24} {time.monotonic() - started:.1f} s")
+
+
+# ---------------------------------------------------------------- data
+
+
+def can_apt(build: Build) -> bool:
+    return (build.variables["AUTO_INSTALL"] == "yes" and os.name == "posix" and os.geteuid() == 0
+            and shutil.which("apt-get") is not None)
+
+
+def apt_install(packages: str) -> None:
+    say(f"installing with apt-get: {packages}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages.split()]):
+        code, output = run_command(command, env=env)
+        if code:
+            raise BuildError(f"{' '.join(command)} failed:\n{output[-2000:]}")
+
+
+def step_data(build: Build) -> None:
+    """The data set in its cache, verified (the notebooks verify it again when they load it)."""
+    import mnist
+
+    started = time.monotonic()
+    if build.dataset == "fashion-mnist" and not mnist.FASHION_DEBIAN_DIR.exists() and can_apt(build):
+        with contextlib.suppress(BuildError):
+            apt_install("dataset-fashion-mnist")
+    try:
+        if build.dataset == "mnist":
+            cache, source = mnist.fetch_mnist()
+        elif build.dataset == "fashion-mnist":
+            cache, source, _ = mnist.fetch_fashion_mnist()
+        else:
+            return
+    except mnist.MnistError as exc:
+        raise BuildError(str(exc)) from None
+    if not source.startswith("cache"):
+        say(f"{build.dataset}: fetched from {source}, verified, cached in {cache}")
+        timed("data", started)
+
+
+# ---------------------------------------------------------------- the task notebooks
+
+
+def step_task(build: Build, task: str) -> list[str]:
+    """Run `task`.ipynb unless its results file already has this build's fingerprint; lines to print."""
+    from results import ResultsError, fingerprint, load_results, read_results
+
+    expected = fingerprint(task, build.params[task])
+    results = build.dir / "results"
+    try:
+        load_results(task, results_dir=results, expected_key=expected["key"])
+        return []
+    except ResultsError as exc:
+        reason = str(exc).split(": ")[0] if "missing" not in str(exc) else "no results yet"
+    started = time.monotonic()
+    staging = staging_dir(build, task)
+    parameters = {**build.params[task], "progress": False, "out_dir": str(staging), "task3_dir": str(build.dir)}
+    if task != "task4":
+        del parameters["task3_dir"]
+    run_notebook(ROOT / f"{task}.ipynb", staging / "notebooks" / f"{task}.ipynb", parameters)
+    try:
+        record = read_results(staging / "results" / f"{task}.json")
+    except ResultsError as exc:
+        raise BuildError(f"{task}.ipynb ran but its results are not usable: {exc}") from None
+    if record["fingerprint"]["key"] != expected["key"]:
+        raise BuildError(f"{task}.ipynb changed (or a module did) while it ran: run the build again")
+    for folder in ("figures", "models", "notebooks"):  # the results file last: it vouches for the rest
+        for path in sorted((staging / folder).glob("*")) if (staging / folder).exists() else ():
+            if not path.name.startswith("."):
+                publish(path, build.dir / folder / path.name)
+    publish(staging / "results" / f"{task}.json", results / f"{task}.json")
+    shutil.rmtree(staging, ignore_errors=True)
+    return [f"{task}.ipynb ran ({reason})", f"==> {task + '.ipynb':24} {time.monotonic() - started:.1f} s"]
+
+
+def step_figures(build: Build) -> dict[str, str]:
+    """The three task notebooks (Task 2 beside Tasks 3 then 4); {task: results key}."""
+    step_data(build)
+    with ThreadPoolExecutor(max_workers=1) as side:
+        task2 = side.submit(step_task, build, "task2")
+        try:
+            for task in ("task3", "task4"):  # Task 4 reuses Task 3's run as its lambda = 0 run
+                for line in step_task(build, task):
+                    say(line)
+        except BaseException:
+            STOP.set()
+            raise
+        for line in task2.result():
+            say(line)
+    from results import read_results
+
+    return {task: read_results(build.dir / "results" / f"{task}.json")["fingerprint"]["key"] for task in TASKS}
+
+
+# ---------------------------------------------------------------- the report
+
+
+def report_fingerprint(build: Build, keys: dict[str, str]) -> str:
+    """What the executed report depends on: its cells (prose too), the results it reads, modules, versions."""
+    from results import LIBRARY, read_results, sha256_bytes, sha256_json, versions
+
+    cells = [(c["cell_type"], "".join(c["source"])) for c in json.loads((ROOT / "report.ipynb").read_text())["cells"]]
+    return sha256_json({
+        "cells": cells,
+        "results": {task: read_results(build.dir / "results" / f"{task}.json")["content_sha256"] for task in keys},
+        "modules": {name: sha256_bytes((ROOT / name).read_bytes()) for name in LIBRARY},
+        "versions": versions(),
+    })
+
+
+def recorded_fingerprint(notebook: Path) -> str | None:
+    try:
+        return json.loads(notebook.read_text())["metadata"]["build"]["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def step_report(build: Build, keys: dict[str, str]) -> Path:
+    """build/notebooks/report.ipynb executed against these results, unless it already is."""
+    executed = build.dir / "notebooks" / "report.ipynb"
+    fingerprint = report_fingerprint(build, keys)
+    if recorded_fingerprint(executed) == fingerprint:
+        return executed
+    started = time.monotonic()
+    staging = staging_dir(build, "report")
+    out = staging / "report.ipynb"
+    run_notebook(ROOT / "report.ipynb", out, {"build_dir": str(build.dir), "expected_keys": keys})
+    book = json.loads(out.read_text())
+    book["metadata"]["build"] = {"fingerprint": fingerprint}
+    out.write_text(json.dumps(book, indent=1))
+    publish(out, executed)
+    timed("report.ipynb", started)
+    return executed
+
+
+def pandoc_env() -> dict:
+    """The environment with the pandoc of the pypandoc-binary wheel first on PATH (nbconvert calls `pandoc`)."""
+    import pypandoc
+
+    return {**os.environ, "PATH": str(Path(pypandoc.get_pandoc_path()).parent) + os.pathsep + os.environ["PATH"]}
+
+
+def latex_ready() -> bool:
+    if not shutil.which("xelatex") or not shutil.which("kpsewhich"):
+        return False
+    code, output = run_command(["kpsewhich", *LATEX_STYLES])
+    return len(output.split()) == len(LATEX_STYLES)
+
+
+def step_tex(build: Build) -> bool:
+    """Whether the LaTeX route can run: xelatex and its styles present, or installed now (root, Debian)."""
+    if latex_ready():
+        return True
+    if can_apt(build):
+        apt_install(LATEX_PACKAGES)
+        return latex_ready()
+    return False
+
+
+INSTALL_TEX = ("for the LaTeX route install TeX Live: Debian/Ubuntu `sudo apt-get install --no-install-recommends "
+               f"{LATEX_PACKAGES}`, macOS `brew install --cask mactex-no-gui`, Windows MiKTeX or TeX Live")
+
+
+def choose_engine(build: Build) -> str:
+    requested = build.variables["PDF_ENGINE"]
+    if requested == "typst":
+        return "typst"
+    if step_tex(build):
+        return "latex"
+    if requested == "latex":
+        raise BuildError(f"PDF_ENGINE=latex, but xelatex (or one of {', '.join(LATEX_STYLES)}) is missing: "
+                         f"{INSTALL_TEX}; or PDF_ENGINE=typst. Nothing was built.")
+    return "typst"
+
+
+def latex_pdf(executed: Path, work: Path) -> Path:
+    code, output = run_command(python("-m", "jupyter", "nbconvert", "--to", "latex", "--no-input", "--no-prompt",
+                                      "--output-dir", str(work), "--output", "report", str(executed)),
+                               env=pandoc_env())
+    if code:
+        raise BuildError(f"nbconvert could not write the LaTeX:\n{output[-3000:]}")
+    # pandoc >= 3.8.2 (the wheel's) writes \def\LTcaptype{none} for tables without a caption, and nbconvert's
+    # template does not define that counter (jupyter/nbconvert#2243): define it when missing.
+    tex = work / "report.tex"
+    tex.write_text(tex.read_text().replace("\\begin{document}", NONE_COUNTER + "\\begin{document}", 1))
+    code, output = run_command(["xelatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=work)
+    if code or not (work / "report.pdf").exists():
+        log = (work / "report.log").read_text(errors="replace") if (work / "report.log").exists() else output
+        errors = [line for line in log.splitlines() if line.startswith("!")] or log.splitlines()[-20:]
+        kept = work.parent.parent / "report.log"
+        with contextlib.suppress(OSError):
+            shutil.copyfile(work / "report.log", kept)
+        raise BuildError("xelatex failed on the report:\n" + "\n".join(errors[:10]) + f"\nfull log: {kept}")
+    return work / "report.pdf"
+
+
+def typst_pdf(executed: Path, work: Path, title: str) -> Path:
+    from typst_route import notebook_to_pdf_typst
+
+    out = work / "report.pdf"
+    notebook_to_pdf_typst(executed, out, title)
+    return out
+
+
+def check_pdf(path: Path, min_pages: int = MIN_PAGES, headings=HEADINGS) -> int:
+    """The PDF's page count; BuildError unless it opens, has `min_pages` pages and every heading."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        pages = len(reader.pages)
+        text = "\n".join(page.extract_text() or "" for page in reader.pages)
+    except (PdfReadError, OSError, ValueError) as exc:
+        raise BuildError(f"{path} is not a readable PDF ({exc})") from None
+    missing = [h for h in headings if h not in text]
+    if pages < min_pages or missing:
+        raise BuildError(f"{path} is not whole: {pages} pages (at least {min_pages})"
+                         + (f", missing {', '.join(missing)}" if missing else ""))
+    return pages
+
+
+def step_pdf(build: Build, executed: Path) -> None:
+    """build.pdf from the executed report, through LaTeX or Typst, unless it already is that PDF."""
+    from fileio import atomic_write
+    from results import sha256_json
+
+    engine = choose_engine(build)
+    other = "PDF_ENGINE=typst for the route without TeX" if engine == "latex" else INSTALL_TEX
+    state_path = build.dir / "pdf" / f"{build.pdf.name}.state.json"
+    key = sha256_json({"report": recorded_fingerprint(executed), "engine": engine})
+    with contextlib.suppress(OSError, ValueError):
+        state = json.loads(state_path.read_text())
+        if state["key"] == key and build.pdf.exists() and file_sha256(build.pdf) == state["sha256"]:
+            return
+    started = time.monotonic()
+    say(f"PDF through {'LaTeX (nbconvert, xelatex)' if engine == 'latex' else 'Typst (pandoc, typst)'}; {other}")
+    work = staging_dir(build, "pdf")
+    title = json.loads(executed.read_text())["metadata"].get("title", "Report")
+    pdf = latex_pdf(executed, work) if engine == "latex" else typst_pdf(executed, work, title)
+    pages = check_pdf(pdf)
+    temporary = build.pdf.with_name(f".{build.pdf.name}.{os.getpid()}.part")
+    try:
+        shutil.copyfile(pdf, temporary)
+        publish(temporary, build.pdf)
+    finally:
+        temporary.unlink(missing_ok=True)
+    atomic_write(state_path, json.dumps({"key": key, "sha256": file_sha256(build.pdf), "engine": engine}).encode())
+    timed(f"PDF ({engine}, {pages} pages)", started)
+
+
+def step_html(build: Build, executed: Path) -> None:
+    import pypandoc
+
+    work = staging_dir(build, "html")
+    code, output = run_command(python("-m", "jupyter", "nbconvert", "--to", "markdown", "--no-input",
+                                      "--output-dir", str(work), "--output", "report", str(executed)))
+    if code:
+        raise BuildError(f"nbconvert could not write the Markdown:\n{output[-3000:]}")
+    title = json.loads(executed.read_text())["metadata"].get("title", "Report")
+    code, output = run_command([pypandoc.get_pandoc_path(), "report.md", "--standalone", "--embed-resources",
+                                "--mathml", "--metadata", f"title={title}", "-o", "report.html"], cwd=work)
+    if code:
+        raise BuildError(f"pandoc could not write the HTML:\n{output[-3000:]}")
+    publish(work / "report.html", build.html)
+
+
+def file_sha256(path: Path) -> str:
+    from results import sha256_bytes
+
+    return sha256_bytes(path.read_bytes())
+
+
+# ---------------------------------------------------------------- targets
+
+
+def print_params(build: Build) -> None:
+    from experiments import TASK_CONFIGS
+
+    for task, values in build.params.items():
+        changed = {k: v for k, v in values.items() if v != TASK_CONFIGS[task]().as_dict()[k]}
+        print(f"{task}: " + (", ".join(f"{k}={v!r}" for k, v in changed.items()) or "the course's defaults"))
+
+
+def target_report(build: Build) -> None:
+    started = time.monotonic()
+    with build_lock(build):
+        executed = step_report(build, step_figures(build))
+        step_pdf(build, executed)
+    print(f"report: {build.pdf} ({time.monotonic() - started:.0f} s)")
+
+
+def target_html(build: Build) -> None:
+    with build_lock(build):
+        step_html(build, step_report(build, step_figures(build)))
+    print(f"html: {build.html}")
+
+
+def target_figures(build: Build) -> None:
+    with build_lock(build):
+        step_figures(build)
+    print(f"figures: {build.dir / 'figures'}, results: {build.dir / 'results'}")
+
+
+def target_check_pdf(build: Build) -> None:
+    print(f"check-pdf: {build.pdf}: {check_pdf(build.pdf)} pages, every task heading")
+
+
+def target_tex(build: Build) -> None:
+    if not step_tex(build):
+        raise BuildError(f"xelatex is not ready: {INSTALL_TEX}")
+    print("tex: xelatex and its styles are ready")
+
+
+def passthrough(command: list[str]) -> None:
+    code = subprocess.call(command, cwd=ROOT)
+    if code:
+        raise SystemExit(code)
+
+
+TARGETS = {
+    "setup": lambda build: print(f"setup: {sys.executable} has the locked packages"),
+    "params": print_params,
+    "data": lambda build: (step_data(build), print(f"data: {build.dataset} verified")),
+    "figures": target_figures,
+    "report": target_report,
+    "html": target_html,
+    "tex": target_tex,
+    "check-pdf": target_check_pdf,
+    "test": lambda build: passthrough(python("-m", "pytest", *shlex.split(build.variables["PYTEST_ARGS"]))),
+    "lint": lambda build: (passthrough(python("-m", "ruff", "check", ".")),
+                           passthrough(python(str(ROOT / "scripts" / "check_notebooks.py")))),
+    "lock": lambda build: passthrough(python("-m", "uv", "pip", "compile", "--universal", "--generate-hashes",
+                                             "--python-version", "3.11", "-q", "requirements.txt", "-o",
+                                             "requirements.lock")),
+    "bench": lambda build: passthrough(python(str(ROOT / "bench" / "run.py"))),
+    "lab": lambda build: passthrough(python("-m", "jupyter", "lab")),
+}
+
+
+def run(targets: list[str], variables: dict[str, str]) -> int:
+    build = context(variables)
+    try:
+        for target in targets:
+            TARGETS[target](build)
+    except KeyboardInterrupt:
+        STOP.set()
+        kept = f"; {build.pdf.name} is the last good one" if build.pdf.exists() else ""
+        say(f"interrupted: the steps that had finished are kept, nothing half-done is{kept}")
+        return 130
+    except OSError as exc:
+        where = exc.filename or "a file"
+        raise BuildError(f"could not write {where}: {exc.strerror or exc}; the last good outputs are kept") from None
+    return 0
