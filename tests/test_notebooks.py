@@ -12,7 +12,7 @@ from results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ["task2.ipynb", "task3.ipynb", "task4.ipynb", "report.ipynb"]
-RUN_ONLY = {"progress", "out_dir", "build_dir"}  # notebook parameters that do not change results
+RUN_ONLY = {"progress", "out_dir", "build_dir", "task3_dir", "expected_keys"}  # notebook parameters that do not change results
 
 
 def parameters_cell(path):
@@ -64,6 +64,8 @@ def smoke_build(tmp_path_factory):
     build = tmp_path_factory.mktemp("build")
     for task, overrides in SMOKE.items():
         params = dict(overrides, dataset="synthetic", gradient_check_examples=10, progress=False, out_dir=str(build))
+        if task == "task4":
+            params["task3_dir"] = str(build)
         papermill.execute_notebook(ROOT / f"{task}.ipynb", build / f"{task}.ipynb", parameters=params,
                                    cwd=str(ROOT), kernel_name="python3", progress_bar=False)
     papermill.execute_notebook(ROOT / "report.ipynb", build / "report.ipynb", parameters={"build_dir": str(build)},

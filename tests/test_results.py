@@ -1,14 +1,18 @@
-"""Results files: atomic, carrying their parameters and schema, refused when missing, partial or outdated."""
+"""Results files: atomic, sealed, fingerprinted; refused when missing, partial, altered, outdated or not asked for."""
 
-import os
+import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from experiments import Task2Config, run_task2
 from results import (
+    LIBRARY,
     SCHEMA_VERSION,
     ResultsError,
+    fingerprint,
     fit_summary,
     image_roughness,
     load_results,
@@ -18,26 +22,27 @@ from results import (
     spike_steps,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 TINY = Task2Config(dataset="synthetic", train_size=1500, num_epochs=2, num_epochs_early_stopping=4,
                    gradient_check_examples=5)
 
 
 @pytest.fixture
 def sources(tmp_path):
-    """A folder standing in for the repository: task2.ipynb and the modules, written before any result."""
+    """A folder standing in for the repository: task2.ipynb and the modules, as the repository has them."""
     folder = tmp_path / "src"
     folder.mkdir()
-    for name in ("task2.ipynb", "utils.py", "trainer.py"):
-        (folder / name).write_text("")
-        os.utime(folder / name, (1_000_000, 1_000_000))
+    for name in ("task2.ipynb", *LIBRARY):
+        shutil.copy(ROOT / name, folder / name)
     return folder
 
 
-def test_results_round_trip_with_parameters_and_schema(tmp_path, sources):
-    save_results("task2", {"seed": 3}, {"runs": {"a": [1.5, 2]}}, tmp_path)
+def test_results_round_trip_with_parameters_schema_and_fingerprint(tmp_path, sources):
+    save_results("task2", {"seed": 3}, {"runs": {"a": [1.5, 2]}}, tmp_path, sources)
     record = load_results("task2", ("runs",), tmp_path, sources)
     assert record["schema"] == SCHEMA_VERSION and record["parameters"] == {"seed": 3}
-    assert record["runs"] == {"a": [1.5, 2]} and "numpy" in record["versions"]
+    assert record["runs"] == {"a": [1.5, 2]} and "numpy" in record["fingerprint"]["versions"]
+    assert record["fingerprint"] == fingerprint("task2", {"seed": 3}, sources)
 
 
 def test_same_seed_gives_byte_identical_results_files(tmp_path):
@@ -60,14 +65,17 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["task2.json"]  # and no temporary file
 
 
+REMEDY = r"task2.ipynb must run again: `make report` \(or `python make.py report`\) runs it again"
+
+
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        (None, r"task2.json is missing: run task2.ipynb again"),
-        ('{"schema": 1, "task": "task2", "parameters": {}, "ru', r"is not complete JSON .* run task2.ipynb again"),
-        ('{"schema": 0, "task": "task2", "parameters": {}}', r"has schema 0, this code reads schema 1"),
+        (None, r"task2.json is missing: " + REMEDY),
+        ('{"schema": 2, "task": "task2", "parameters": {}, "ru', r"is not complete JSON .*: " + REMEDY),
+        ('{"schema": 0, "task": "task2", "parameters": {}}', r"has schema 0, this code reads schema 2"),
         ('[1, 2]', r"has schema 'list'"),
-        ('{"schema": 1, "task": "task2", "parameters": {}}', r"lacks runs: run task2.ipynb again"),
+        ('{"schema": 2, "task": "task2", "parameters": {}}', r"was altered after its notebook wrote it"),
     ],
 )
 def test_the_report_refuses_unusable_results(tmp_path, sources, content, match):
@@ -77,12 +85,54 @@ def test_the_report_refuses_unusable_results(tmp_path, sources, content, match):
         load_results("task2", ("runs",), tmp_path, sources)
 
 
-def test_results_older_than_their_notebook_or_modules_are_outdated(tmp_path, sources):
-    save_results("task2", {}, {"runs": 1}, tmp_path)
-    load_results("task2", ("runs",), tmp_path, sources)
-    (sources / "trainer.py").write_text("# edited")
-    with pytest.raises(ResultsError, match=r"task2.json is outdated: trainer.py changed after it was written"):
+def test_a_results_file_edited_by_hand_is_refused(tmp_path, sources):
+    path = save_results("task2", {}, {"runs": {"val_accuracy": 0.9148}}, tmp_path, sources)
+    path.write_text(path.read_text().replace("0.9148", "0.5555"))
+    with pytest.raises(ResultsError, match=r"task2.json was altered after its notebook wrote it"):
         load_results("task2", ("runs",), tmp_path, sources)
+
+
+def test_a_missing_key_is_named(tmp_path, sources):
+    save_results("task2", {}, {"runs": 1}, tmp_path, sources)
+    with pytest.raises(ResultsError, match=r"lacks fit: " + REMEDY):
+        load_results("task2", ("runs", "fit"), tmp_path, sources)
+
+
+def test_results_of_other_code_or_other_parameters_are_refused(tmp_path, sources):
+    save_results("task2", {"num_epochs": 5}, {"runs": 1}, tmp_path, sources)
+    key = fingerprint("task2", {"num_epochs": 5}, sources)["key"]
+    load_results("task2", ("runs",), tmp_path, sources, expected_key=key)
+    other = fingerprint("task2", {"num_epochs": 50}, sources)["key"]
+    with pytest.raises(ResultsError, match=r"made with other parameters than this build asks for"):
+        load_results("task2", ("runs",), tmp_path, sources, expected_key=other)
+    (sources / "trainer.py").write_text("# edited")
+    with pytest.raises(ResultsError, match=r"task2.json is outdated: its modules changed since it was written"):
+        load_results("task2", ("runs",), tmp_path, sources)
+
+
+def test_touching_a_file_or_saving_outputs_changes_no_fingerprint(tmp_path, sources):
+    before = fingerprint("task2", {}, sources)
+    (sources / "utils.py").touch()
+    book = json.loads((sources / "task2.ipynb").read_text())
+    for cell in book["cells"]:
+        if cell["cell_type"] == "code":  # what a run in Jupyter saves: outputs and counts
+            cell["outputs"], cell["execution_count"] = [{"output_type": "stream", "name": "stdout", "text": "x"}], 7
+    (sources / "task2.ipynb").write_text(json.dumps(book))
+    assert fingerprint("task2", {}, sources) == before
+    book["cells"][-1]["source"] = "print('changed')"
+    (sources / "task2.ipynb").write_text(json.dumps(book))
+    assert fingerprint("task2", {}, sources)["notebook"] != before["notebook"]
+
+
+def test_a_replaced_figure_is_refused(tmp_path, sources):
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "task2b_loss.png").write_bytes(b"the figure of this run")
+    save_results("task2", {}, {"runs": 1}, tmp_path / "results", sources)
+    load_results("task2", ("runs",), tmp_path / "results", sources)
+    (figures / "task2b_loss.png").write_bytes(b"a figure of another run")
+    with pytest.raises(ResultsError, match=r"task2b_loss.png is missing or not the figure of"):
+        load_results("task2", ("runs",), tmp_path / "results", sources)
 
 
 # ---------------------------------------------------------------- the summaries the report's prose reads

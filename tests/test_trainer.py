@@ -205,7 +205,7 @@ def test_history_does_not_depend_on_check_workers_or_blocks(digits, monkeypatch)
     assert runs[0].history == runs[1].history  # the same blocks on 1 or 2 workers: bit for bit
     for other in runs[2:]:  # other blocks: OpenBLAS may take another kernel path for a small block
         assert other.history["val_accuracy"] == runs[0].history["val_accuracy"]
-        np.testing.assert_allclose(other.history["val_loss"], runs[0].history["val_loss"], rtol=1e-5)
+        np.testing.assert_allclose(other.history["val_loss"], runs[0].history["val_loss"], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("gather_batches", [1, 3, 20, 64])
@@ -249,7 +249,9 @@ def test_early_stopping_gives_what_a_loop_waiting_for_every_check_gives(digits, 
                                                                         first.best_step)
         assert other.history["train_loss"] == first.history["train_loss"]  # the steps, to the last bit
         assert other.history["check_steps"] == first.history["check_steps"]
-        np.testing.assert_allclose(other.history["val_loss"], first.history["val_loss"], rtol=1e-5)
+        # the checks' GEMMs have 16, 32 or 64 columns: float32 sums in another order, which differ in the last
+        # bits by BLAS kernel (SkylakeX, Haswell); losses near 1e-4 carry an absolute error of about 1e-7
+        np.testing.assert_allclose(other.history["val_loss"], first.history["val_loss"], rtol=1e-4, atol=1e-6)
         assert np.array_equal(other_model.w, model.w) and np.array_equal(other_model.grad, model.grad)
 
 

@@ -1,0 +1,102 @@
+"""Executed Jupyter notebook -> PDF without TeX.
+
+nbconvert (Markdown, input cells hidden) -> pandoc from the pypandoc-binary wheel (--to typst)
+-> the typst wheel (Typst compiler, embedded fonts only).
+
+    venv/bin/python typst_route.py report.ipynb report.pdf [--title "..."]
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pypandoc
+import typst
+from nbconvert import MarkdownExporter
+
+# Written into the temporary folder and given to pandoc with --lua-filter.
+LUA_FILTER = r"""
+-- 1. An image alone in a paragraph (nbconvert writes "![png](images/out_8_0.png)") becomes a
+--    centred block image, at most 90% of the text width (like nbconvert's LaTeX template), never
+--    upscaled, and its alt text ("png") is not printed.
+function Para(p)
+  if #p.content == 1 and p.content[1].t == "Image" then
+    local src = p.content[1].src:gsub("\\", "\\\\"):gsub('"', '\\"')
+    return pandoc.RawBlock("typst", '#align(center, box(width: 90%, image("' .. src .. '")))')
+  end
+end
+
+-- 2. Math. texmath reads \| as the relation "parallel" (Typst then sets ||w||^2 with the 2 above
+--    the bar): \| ... \| becomes \lVert ... \rVert, i.e. lr(‖ w ‖). texmath writes |w| as \| w \|,
+--    which Typst spaces out: use lr(|w|). texmath drops \dfrac / \displaystyle: wrap such inline
+--    math in Typst's display().
+function Math(m)
+  local tex = m.text:gsub("\\left\\|", "\\left\\Vert "):gsub("\\right\\|", "\\right\\Vert ")
+  m.text = tex:gsub("\\|(.-)\\|", "\\lVert %1\\rVert ")
+  local typ = pandoc.write(pandoc.Pandoc({pandoc.Plain({m})}), "typst",
+                           pandoc.WriterOptions({wrap_text = "none"}))
+  typ = typ:match("^%s*(.-)%s*$"):gsub("\\| (.-) \\|", "lr(|%1|)")
+  if m.mathtype == "InlineMath" and (m.text:find("\\dfrac") or m.text:find("\\displaystyle")) then
+    typ = typ:gsub("^%$(.*)%$$", "$display(%1)$")
+  end
+  return pandoc.RawInline("typst", typ)
+end
+"""
+
+
+def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str | None = None) -> None:
+    executed_ipynb, out_pdf = Path(executed_ipynb).resolve(), Path(out_pdf).resolve()
+    if not title:
+        meta = json.loads(executed_ipynb.read_text(encoding="utf-8")).get("metadata", {})
+        title = meta.get("title") or executed_ipynb.stem
+    today = datetime.date.today()
+    # The space in the prefix is deliberate: every run exercises paths with spaces.
+    with tempfile.TemporaryDirectory(prefix="nb to typst ") as tmp:
+        tmp = Path(tmp)
+        # 1. Markdown with input cells hidden; outputs (PNGs) go to tmp/images/out_<cell>_<n>.png.
+        body, resources = MarkdownExporter(exclude_input=True).from_filename(
+            str(executed_ipynb), resources={"output_files_dir": "images", "unique_key": "out"})
+        for name, data in resources.get("outputs", {}).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_bytes(data)
+        (tmp / "report.md").write_text(body, encoding="utf-8")
+        (tmp / "filter.lua").write_text(LUA_FILTER, encoding="utf-8")
+        # 2. pandoc -> Typst with its default template (US letter, 1.25in margins, 11pt, Typst's
+        #    default font Libertinus Serif, which unlike New Computer Modern has ≤ ≥ ≈ ∑).
+        subprocess.run(
+            [pypandoc.get_pandoc_path(), "report.md",
+             "--from=markdown-implicit_figures", "--to=typst", "--standalone",
+             "--number-sections", "--columns=10000", "--lua-filter=filter.lua",
+             "--metadata", f"title={title}",
+             "--metadata", f"date={today:%B} {today.day}, {today.year}",
+             "--variable=page-numbering=1",
+             "--output=report.typ"],
+            cwd=tmp, check=True)
+        # 3. Typst -> PDF under a temporary name beside out_pdf, then an atomic rename.
+        out_pdf.parent.mkdir(parents=True, exist_ok=True)
+        part = out_pdf.with_name(f".{out_pdf.name}.{os.getpid()}.part")
+        try:
+            _, warnings = typst.compile_with_warnings(
+                str(tmp / "report.typ"), output=str(part), root=str(tmp), ignore_system_fonts=True)
+            for warning in warnings:
+                print(f"typst warning: {warning}", file=sys.stderr)
+            os.replace(part, out_pdf)
+        finally:
+            part.unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook", type=Path, help="executed .ipynb")
+    parser.add_argument("pdf", type=Path, help="output .pdf")
+    parser.add_argument("--title", help="default: the notebook's metadata title")
+    args = parser.parse_args()
+    notebook_to_pdf_typst(args.notebook, args.pdf, args.title)
+
+
+if __name__ == "__main__":
+    main()
