@@ -160,6 +160,8 @@ def run_notebook(source: Path, out: Path, parameters: dict) -> str:
     output = "\n".join(line for line in output.splitlines() if "Kernel is running over TCP" not in line)
     if code == 130:
         raise KeyboardInterrupt
+    if code == 74:  # the runner could not write: one line naming the file
+        raise BuildError(f"{output.strip().splitlines()[-1]}; the last good outputs are kept")
     if code:
         raise BuildError(f"{source.name} failed:\n{output.strip()}")
     return output

@@ -3,7 +3,7 @@
 The parameters come from a JSON file, so their types come back as they went in (papermill's YAML would read
 1e-05 as a string). OUT is written only when every cell ran: through a temporary name and a rename. A failing
 cell is shown as its source and its traceback, without papermill's frames; an interrupt says so. Exit codes:
-0 done, 1 a cell failed, 130 interrupted.
+0 done, 1 a cell failed, 74 a write failed, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+EX_IOERR = 74
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -35,7 +36,7 @@ def main(argv: list[str]) -> int:
     from papermill.exceptions import PapermillExecutionError
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.part")
+    partial = out.with_name(f".{out.stem}.{os.getpid()}.partial.ipynb")  # papermill wants .ipynb
     try:
         papermill.execute_notebook(source, partial, parameters=parameters, kernel_name="python3",
                                    cwd=str(Path(__file__).resolve().parent.parent), progress_bar=False,
@@ -53,6 +54,10 @@ def main(argv: list[str]) -> int:
         partial.unlink(missing_ok=True)
         print(f"{source.name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk, a read-only folder
+        partial.unlink(missing_ok=True)
+        print(f"could not write {exc.filename or partial}: {exc.strerror or exc}", file=sys.stderr)
+        return EX_IOERR
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

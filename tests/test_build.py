@@ -1,91 +1,299 @@
-"""The build's failures: no LaTeX, a failing notebook, a LaTeX error. Each stops with a clear message and
-leaves the last good report.pdf. Run against a copy of the Makefile in a temporary folder."""
+"""The build (make.py) as a user meets it, in a copy of the project whose path has a space, on synthetic data:
+whole or not at all under Ctrl-C, two builds and write errors; current by content under touches, Jupyter runs
+and hand edits; parameters refused before any work; failing cells shown as themselves."""
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_markdown_cell
 
 ROOT = Path(__file__).resolve().parent.parent
-GOOD_PDF = b"%PDF-1.5 the last good report"
-pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+SMOKE = " ".join([
+    "task2.train_size=2000 task2.num_epochs=2 task2.num_epochs_early_stopping=4 task2.gradient_check_examples=5",
+    "task3.train_size=600 task3.num_epochs=2 task3.gradient_check_examples=5",
+    "task4.train_size=600 task4.num_epochs=2 task4.gradient_check_examples=5 task4.lambdas=[2, 0.02]",
+])
+STRIPPED = ("TDT4265_MAKE_INNER", "PARAMS", "SEED", "DATASET", "PDF_ENGINE", "AUTO_INSTALL", "PY", "BUILD_DIR",
+            "PDF", "PYTEST_ARGS")
+pytestmark = pytest.mark.notebooks
 
 
-@pytest.fixture
-def project(tmp_path):
-    """A folder with the Makefile, stand-ins for the venv and the data, and a report.pdf from a good build."""
-    for name in ("Makefile", "params.py", "experiments.py", "mnist.py", "trainer.py", "utils.py", "fileio.py"):
-        shutil.copy(ROOT / name, tmp_path)
-    (tmp_path / "report.pdf").write_bytes(GOOD_PDF)
-    for name in ("mnist.py", "requirements.txt"):  # older than the stamps below: nothing to redo
-        (tmp_path / name).touch()
-        os.utime(tmp_path / name, (1_000_000, 1_000_000))
-    for stamp in ("venv-ready", "build/.data-verified"):
-        (tmp_path / stamp).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / stamp).write_text("")
-    return tmp_path
+def sources():
+    """The files of the repository as git has them (what a clone holds)."""
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    names = listed.stdout.split() if listed.returncode == 0 else []
+    return [n for n in names if (ROOT / n).is_file()] or [
+        p.relative_to(ROOT).as_posix() for p in ROOT.glob("*") if p.suffix in (".py", ".ipynb", ".txt", ".lock")]
 
 
-def make(folder, *args):
-    """Run make in `folder` with this interpreter as the venv's; (exit code, stdout + stderr)."""
-    variables = [f"PY={sys.executable}", f"VENV_STAMP={folder / 'venv-ready'}"]
-    proc = subprocess.run(["make", "-C", str(folder), *args, *variables], capture_output=True, text=True,
-                          env={**os.environ, "MAKEFLAGS": ""}, stdin=subprocess.DEVNULL, timeout=300)
-    return proc.returncode, proc.stdout + proc.stderr
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A copy of the project in a folder whose name has a space, built once (synthetic data, Typst)."""
+    folder = tmp_path_factory.mktemp("build tests") / "a project"
+    for name in sources():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, folder / name)
+    code, output = make(folder, "report")
+    assert code == 0, output
+    return folder
 
 
-def write_notebook(path, cells):
-    book = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                              "language": "python"}})
-    path.parent.mkdir(parents=True, exist_ok=True)
+def make(folder, *args, params=SMOKE, wait=True, extra_env=None):
+    """Run `python make.py ARGS` in `folder` with this interpreter; (exit code, stdout + stderr)."""
+    env = {k: v for k, v in os.environ.items() if k not in STRIPPED}
+    env.update(extra_env or {})
+    command = [sys.executable, str(folder / "make.py"), f"PY={sys.executable}", "DATASET=synthetic",
+               f"PARAMS={params}", "PDF_ENGINE=typst", *args]  # args last: they win
+    proc = subprocess.Popen(command, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    if not wait:
+        return proc
+    output, _ = proc.communicate(timeout=600)
+    return proc.returncode, output
+
+
+def pdf(folder):
+    return folder / "report-synthetic.pdf"
+
+
+def build_dir(folder):
+    return folder / "build" / "synthetic"
+
+
+def pdf_text(path):
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+def edit_report(folder, text):
+    """Append a Markdown cell to report.ipynb (a prose edit); return a function that takes it back."""
+    path = folder / "report.ipynb"
+    before = path.read_bytes()
+    book = nbformat.read(path, as_version=4)
+    book.cells.append(new_markdown_cell(text))
     nbformat.write(book, path)
+    return lambda: path.write_bytes(before)
 
 
-def test_missing_latex_stops_before_anything_is_built(project):
-    code, output = make(project, "report", "XELATEX=no-such-xelatex", "AUTO_INSTALL=no")
-    assert code != 0
-    assert "missing: no-such-xelatex" in output and "Nothing was built" in output
-    for platform in ("apt-get install --no-install-recommends pandoc texlive-xetex", "dnf install", "brew install",
-                     "conda install"):
-        assert platform in output
-    assert not (project / "build" / "notebooks").exists()  # no notebook started
-    assert (project / "report.pdf").read_bytes() == GOOD_PDF
+def wait_for(predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
-@pytest.mark.notebooks
-def test_a_failing_notebook_stops_the_build_with_its_traceback(project):
-    write_notebook(project / "task2.ipynb", [
-        new_code_cell("learning_rate = 0.05", metadata={"tags": ["parameters"]}),
-        new_code_cell("raise ValueError(f'learning_rate must be positive, received {-learning_rate}')"),
-    ])
-    results = project / "build" / "results" / "task2.json"
-    results.parent.mkdir(parents=True)
-    results.write_text('{"the": "last good results"}')
-    os.utime(results, (1_000_000, 1_000_000))  # older than the notebook: make reruns it
-    code, output = make(project, "build/results/task2.json", "LIBRARY=")
-    assert code != 0
-    assert "raise ValueError(f'learning_rate must be positive" in output  # the cell
-    assert "ValueError: learning_rate must be positive, received -0.05" in output  # its traceback
-    assert results.read_text() == '{"the": "last good results"}'
-    assert (project / "report.pdf").read_bytes() == GOOD_PDF
+def staged(folder, prefix):
+    staging = build_dir(folder) / ".staging"
+    return lambda: staging.exists() and any(p.name.startswith(prefix) for p in staging.iterdir())
 
 
-@pytest.mark.notebooks
+def test_a_second_build_with_nothing_changed_runs_nothing_and_a_touch_changes_nothing(project):
+    before = pdf(project).read_bytes()
+    for name in ("report.ipynb", "task3.ipynb", "utils.py", "trainer.py"):
+        (project / name).touch()
+    code, output = make(project, "report")
+    assert code == 0 and " ran " not in output and "==>" not in output, output
+    assert pdf(project).read_bytes() == before
+
+
+def test_a_prose_edit_reruns_only_the_report(project):
+    restore = edit_report(project, "A sentence the student just wrote.")
+    try:
+        code, output = make(project, "report")
+        assert code == 0, output
+        assert "report.ipynb" in output and "task" not in output.replace("tasks", ""), output
+        assert "A sentence the student just wrote." in pdf_text(pdf(project))
+    finally:
+        restore()
+
+
+def test_ctrl_c_during_the_report_keeps_the_last_pdf_and_the_next_build_is_whole(project):
+    before = pdf(project).read_bytes()
+    restore = edit_report(project, "Written after the interrupt.")
+    try:
+        proc = make(project, "report", wait=False)
+        wait_for(staged(project, "report."))
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole process group
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 130, output
+        assert "interrupted" in output and "failed" not in output and "Traceback" not in output, output
+        assert "report-synthetic.pdf is the last good one" in output
+        assert pdf(project).read_bytes() == before
+        assert not (build_dir(project) / ".staging").exists() or not list((build_dir(project) / ".staging").iterdir())
+        code, output = make(project, "report")
+        assert code == 0, output
+        assert "Written after the interrupt." in pdf_text(pdf(project))
+    finally:
+        restore()
+    assert make(project, "report")[0] == 0
+
+
+def test_ctrl_c_during_a_task_notebook_says_interrupted_and_keeps_its_results(project):
+    results = build_dir(project) / "results" / "task3.json"
+    before = results.read_bytes()
+    proc = make(project, "report", params=SMOKE.replace("task3.num_epochs=2", "task3.num_epochs=3"), wait=False)
+    wait_for(staged(project, "task3."))
+    time.sleep(1.0)  # the kernel has started
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in output, output
+    assert "failed" not in output and "traceback above" not in output, output
+    assert results.read_bytes() == before
+
+
+def test_two_builds_at_once_wait_for_each_other_and_both_end_whole(project):
+    restore = edit_report(project, "Two builds at once.")
+    try:
+        first = make(project, "report", wait=False)
+        wait_for(lambda: (build_dir(project) / ".lock.owner").exists()
+                 and (build_dir(project) / ".lock.owner").read_text() == str(first.pid))
+        second = make(project, "report", wait=False)
+        out_second, _ = second.communicate(timeout=600)
+        out_first, _ = first.communicate(timeout=600)
+        assert first.returncode == 0 and second.returncode == 0, out_first + out_second
+        assert f"another build is running in {build_dir(project)} (pid {first.pid}); waiting" in out_second
+        assert "Two builds at once." in pdf_text(pdf(project))
+    finally:
+        restore()
+
+
+def test_a_jupyter_run_with_other_parameters_cannot_pass_for_the_builds_run(project):
+    import papermill
+
+    results = build_dir(project) / "results" / "task3.json"
+    params = json.loads(results.read_text())["parameters"]
+    other = tempfile_dir(project) / "x.ipynb"
+    papermill.execute_notebook(project / "task3.ipynb", other, cwd=str(project), kernel_name="python3",
+                               progress_bar=False, parameters={**params, "num_epochs": 3, "progress": False,
+                                                               "out_dir": str(build_dir(project))})
+    assert json.loads(results.read_text())["parameters"]["num_epochs"] == 3  # the Jupyter run wrote its results
+    code, output = make(project, "report")
+    assert code == 0 and "task3.ipynb ran (" in output and "other parameters" in output, output
+    assert json.loads(results.read_text())["parameters"]["num_epochs"] == 2
+
+
+def tempfile_dir(folder):
+    path = folder.parent / "elsewhere"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.mark.parametrize("damage", ["edited", "truncated", "deleted figure"])
+def test_damaged_results_are_rerun_by_the_build_itself(project, damage):
+    results = build_dir(project) / "results" / "task2.json"
+    if damage == "edited":
+        record = json.loads(results.read_text())
+        record["fit"]["final_val_accuracy"] = 0.5555
+        results.write_text(json.dumps(record, indent=1))
+    elif damage == "truncated":
+        results.write_text(results.read_text()[:200])
+    else:
+        (build_dir(project) / "figures" / "task2b_loss.png").unlink()
+    code, output = make(project, "report")
+    assert code == 0 and "task2.ipynb ran" in output, output
+    assert "0.5555" not in results.read_text() and "55.55%" not in pdf_text(pdf(project))
+
+
+@pytest.mark.parametrize(
+    ("args", "params", "message"),
+    [
+        (("report",), "task4.lambdas=[]", "error: task4.lambdas must be a non-empty list of finite numbers >= 0"),
+        (("report",), "task3.gradient_check_examples=0", "error: task3.gradient_check_examples must be an integer"),
+        (("report",), "task4.lambdas=[1, 0.1", "error: PARAMS has an unclosed bracket"),
+        (("report", "SEED=-1"), "", "error: SEED must be an integer >= 0, received '-1'"),
+        (("report", "PDF_ENGINE=word"), "", "error: PDF_ENGINE must be one of auto, latex, typst, received 'word'"),
+        (("reprot",), "", "error: unknown target 'reprot'; `python make.py help` lists them"),
+    ],
+)
+def test_bad_parameters_stop_before_any_work_with_one_line(project, args, params, message):
+    stamp = (build_dir(project) / "results" / "task4.json").stat().st_mtime_ns
+    code, output = make(project, *args, params=params)
+    assert code != 0 and message in output and "Traceback" not in output, output
+    assert len(output.strip().splitlines()) == 1, output
+    assert (build_dir(project) / "results" / "task4.json").stat().st_mtime_ns == stamp
+
+
+def test_a_failing_cell_shows_that_cell_and_its_traceback_and_keeps_the_last_results(project):
+    results = build_dir(project) / "results" / "task2.json"
+    before, pdf_before = results.read_bytes(), pdf(project).read_bytes()
+    # 300 training images hold about 60 twos and threes: fewer than one batch of 128
+    code, output = make(project, "report", params=SMOKE.replace("task2.train_size=2000", "task2.train_size=300"))
+    assert code == 1, output
+    assert "task2.ipynb failed" in output and "this cell failed" in output
+    assert "out = run_task2(config, progress=progress)" in output  # the cell
+    assert "ValueError: batch_size must be an integer in [1," in output  # its traceback
+    assert "papermill" not in output.lower(), output
+    assert results.read_bytes() == before and pdf(project).read_bytes() == pdf_before
+
+
+def test_the_report_refuses_results_the_build_did_not_ask_for(project):
+    """Run by hand (as Jupyter would), the report with make's expected keys refuses other results."""
+    import papermill
+
+    keys = {t: json.loads((build_dir(project) / "results" / f"{t}.json").read_text())["fingerprint"]["key"]
+            for t in ("task2", "task3", "task4")}
+    keys["task3"] = "0" * 64
+    with pytest.raises(papermill.PapermillExecutionError, match="made with other parameters than this build"):
+        papermill.execute_notebook(project / "report.ipynb", tempfile_dir(project) / "r.ipynb", cwd=str(project),
+                                   kernel_name="python3", progress_bar=False,
+                                   parameters={"build_dir": str(build_dir(project)), "expected_keys": keys})
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounts a small tmpfs (root)")
+def test_a_full_disk_ends_the_build_with_one_line_and_keeps_the_last_pdf(project):
+    staging = build_dir(project) / ".staging"
+    staging.mkdir(exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(staging)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    restore = edit_report(project, "Not enough room for this.")
+    try:
+        before = pdf(project).read_bytes()
+        code, output = make(project, "report")
+        assert code == 1 and "No space left on device" in output and "Traceback" not in output, output
+        assert "the last good outputs are kept" in output
+        assert pdf(project).read_bytes() == before
+    finally:
+        subprocess.run(["umount", str(staging)])
+        restore()
+    assert make(project, "report")[0] == 0
+
+
 @pytest.mark.skipif(shutil.which("xelatex") is None, reason="needs xelatex (make tex)")
 def test_a_latex_error_shows_the_log_lines_and_keeps_the_last_pdf(project):
-    write_notebook(project / "build" / "notebooks" / "report.ipynb", [
-        new_markdown_cell("# Task 1\n\nA formula with a typo: $\\frac{1}{2} \\lamda w$."),
-    ])
-    for name in ("report.ipynb", "results.py", "experiments.py", "report.pdf"):  # older than the executed copy
-        (project / name).touch()
-        os.utime(project / name, (1_000_000, 1_000_000))
-    code, output = make(project, "report.pdf", "TASK_RESULTS=")
-    assert code != 0
-    assert "xelatex failed" in output and "! Undefined control sequence" in output
-    assert "full log: build/pdf/report.log" in output and (project / "build/pdf/report.log").exists()
-    assert (project / "report.pdf").read_bytes() == GOOD_PDF
+    restore = edit_report(project, "A formula with a typo: $\\frac{1}{2} \\lamda w$.")
+    try:
+        before = pdf(project).read_bytes()
+        code, output = make(project, "report", "PDF_ENGINE=latex")
+        assert code == 1 and "xelatex failed" in output and "! Undefined control sequence" in output, output
+        assert "full log:" in output
+        assert pdf(project).read_bytes() == before
+    finally:
+        restore()
+
+
+def test_without_tex_the_pdf_comes_through_typst_and_says_so(project):
+    """PDF_ENGINE=auto on a machine without xelatex (PATH without it, AUTO_INSTALL=no) builds through Typst."""
+    restore = edit_report(project, "Built without TeX.")
+    bare = tempfile_dir(project) / "bin"
+    bare.mkdir(exist_ok=True)
+    try:
+        env = {"PATH": str(bare) + os.pathsep + os.path.dirname(sys.executable), "AUTO_INSTALL": "no"}
+        command = [sys.executable, str(project / "make.py"), "report", f"PY={sys.executable}", "DATASET=synthetic",
+                   f"PARAMS={SMOKE}", "PDF_ENGINE=auto", "AUTO_INSTALL=no"]
+        proc = subprocess.run(command, cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              env={**{k: v for k, v in os.environ.items() if k not in STRIPPED}, **env})
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 0, output
+        assert "PDF through Typst" in output and "for the LaTeX route install TeX Live" in output
+        assert "Built without TeX." in pdf_text(pdf(project))
+    finally:
+        restore()
