@@ -100,6 +100,7 @@ def build_lock(build: Build):
         yield
     finally:
         shutil.rmtree(build.staging, ignore_errors=True)
+        owner.unlink(missing_ok=True)
         lock.release()
 
 

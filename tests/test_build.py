@@ -30,8 +30,10 @@ def sources():
     """The files of the repository as git has them (what a clone holds)."""
     listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
     names = listed.stdout.split() if listed.returncode == 0 else []
-    return [n for n in names if (ROOT / n).is_file()] or [
-        p.relative_to(ROOT).as_posix() for p in ROOT.glob("*") if p.suffix in (".py", ".ipynb", ".txt", ".lock")]
+    skip = {".git", ".venv", "build", "data", "__pycache__", ".pytest_cache", ".ruff_cache"}
+    return [n for n in names if (ROOT / n).is_file()] or [  # no git (a PATH with only python3): the tree itself
+        p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*")
+        if p.is_file() and not skip & set(p.relative_to(ROOT).parts) and p.suffix not in (".pdf", ".html", ".zip")]
 
 
 @pytest.fixture(scope="module")
