@@ -5,7 +5,8 @@
 PYTHON ?= python3
 export PARAMS SEED DATASET PDF_ENGINE AUTO_INSTALL PY BUILD_DIR PDF PYTEST_ARGS
 
-TARGETS := report test params setup data figures html tex lint lock bench lab clean distclean help check-pdf
+TARGETS := report test submission params setup data figures html tex lint lock bench lab clean distclean help \
+           check-pdf
 
 .PHONY: $(TARGETS)
 .DEFAULT_GOAL := help

