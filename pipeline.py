@@ -269,42 +269,74 @@ def step_figures(build: Build) -> dict[str, str]:
 # ---------------------------------------------------------------- the report
 
 
-def report_fingerprint(build: Build, keys: dict[str, str]) -> str:
-    """What the executed report depends on: its cells (prose too), the results it reads, modules, versions."""
+def report_fingerprints(build: Build, keys: dict[str, str]) -> dict[str, str]:
+    """{"code": what the report's outputs depend on, "full": that and its prose (Markdown cells)}.
+
+    code: the code cells, the results they read, the modules, the versions. An edit of the prose alone changes
+    `full` but not `code`: the outputs of the last run are then reused and only the Markdown is new.
+    """
     from results import LIBRARY, read_results, sha256_bytes, sha256_json, versions
 
     cells = [(c["cell_type"], "".join(c["source"])) for c in json.loads((ROOT / "report.ipynb").read_text())["cells"]]
-    return sha256_json({
+    code = sha256_json({
         "format": 2,  # of the executed report's build metadata (2: with the sources manifest)
-        "cells": cells,
+        "code": [source for kind, source in cells if kind == "code"],
         "results": {task: read_results(build.dir / "results" / f"{task}.json")["content_sha256"] for task in keys},
         "modules": {name: sha256_bytes((ROOT / name).read_bytes()) for name in LIBRARY},
         "versions": versions(),
     })
+    return {"code": code, "full": sha256_json({"code": code, "cells": cells})}
+
+
+def recorded(notebook: Path) -> dict:
+    """The build metadata an executed report carries ({} when there is none)."""
+    try:
+        return json.loads(notebook.read_text())["metadata"]["build"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def recorded_fingerprint(notebook: Path) -> str | None:
-    try:
-        return json.loads(notebook.read_text())["metadata"]["build"]["fingerprint"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return recorded(notebook).get("fingerprint")
+
+
+def with_new_prose(executed: dict, source: dict) -> dict:
+    """The executed report with the source's Markdown cells: its code cells (and their outputs) are the same."""
+    done = iter(c for c in executed["cells"] if c["cell_type"] == "code"
+                and "injected-parameters" not in c.get("metadata", {}).get("tags", []))
+    injected = [c for c in executed["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    cells = []
+    for cell in source["cells"]:
+        cells.append(next(done) if cell["cell_type"] == "code" else cell)
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            cells += injected
+    return {**executed, "cells": cells}
 
 
 def step_report(build: Build, keys: dict[str, str]) -> Path:
-    """build/notebooks/report.ipynb executed against these results, unless it already is."""
+    """build/notebooks/report.ipynb executed against these results, unless it already is.
+
+    When only the prose changed, the outputs of the last run are kept and the Markdown cells replaced.
+    """
     executed = build.dir / "notebooks" / "report.ipynb"
-    fingerprint = report_fingerprint(build, keys)
-    if recorded_fingerprint(executed) == fingerprint:
+    fingerprints, before = report_fingerprints(build, keys), recorded(executed)
+    if before.get("fingerprint") == fingerprints["full"]:
         return executed
     started = time.monotonic()
     staging = staging_dir(build, "report")
     out = staging / "report.ipynb"
-    run_notebook(ROOT / "report.ipynb", out, {"build_dir": str(build.dir), "expected_keys": keys})
-    book = json.loads(out.read_text())
-    book["metadata"]["build"] = {"fingerprint": fingerprint, "sources": source_manifest()}
+    if before.get("code") == fingerprints["code"]:
+        book = with_new_prose(json.loads(executed.read_text()), json.loads((ROOT / "report.ipynb").read_text()))
+        label = "report.ipynb (prose)"
+    else:
+        run_notebook(ROOT / "report.ipynb", out, {"build_dir": str(build.dir), "expected_keys": keys})
+        book = json.loads(out.read_text())
+        label = "report.ipynb"
+    book["metadata"]["build"] = {"fingerprint": fingerprints["full"], "code": fingerprints["code"],
+                                 "sources": source_manifest()}
     out.write_text(json.dumps(book, indent=1))
     publish(out, executed)
-    timed("report.ipynb", started)
+    timed(label, started)
     return executed
 
 
@@ -356,15 +388,22 @@ def choose_engine(build: Build) -> str:
 
 
 def latex_pdf(executed: Path, work: Path) -> Path:
-    code, output = run_command(python("-m", "jupyter", "nbconvert", "--to", "latex", "--no-input", "--no-prompt",
-                                      "--output-dir", str(work), "--output", "report", str(executed)),
-                               env=pandoc_env())
-    if code:
-        raise BuildError(f"nbconvert could not write the LaTeX:\n{output[-3000:]}")
+    """nbconvert's LaTeX (inputs hidden; in this process: no second start-up), then one xelatex pass."""
+    from nbconvert import LatexExporter
+
+    os.environ.update(PATH=pandoc_env()["PATH"])  # nbconvert calls `pandoc` for each Markdown cell
+    exporter = LatexExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    try:
+        body, resources = exporter.from_filename(str(executed), resources={"output_files_dir": "report_files"})
+    except Exception as exc:  # nbconvert's and pandoc's errors have no common base class
+        raise BuildError(f"nbconvert could not write the LaTeX: {type(exc).__name__}: {exc}") from None
+    for name, data in resources.get("outputs", {}).items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_bytes(data)
     # pandoc >= 3.8.2 (the wheel's) writes \def\LTcaptype{none} for tables without a caption, and nbconvert's
     # template does not define that counter (jupyter/nbconvert#2243): define it when missing.
-    tex = work / "report.tex"
-    tex.write_text(tex.read_text().replace("\\begin{document}", NONE_COUNTER + "\\begin{document}", 1))
+    body = body.replace("\\begin{document}", NONE_COUNTER + "\\begin{document}", 1)
+    (work / "report.tex").write_text(body, encoding="utf-8")
     code, output = run_command(["xelatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=work)
     if code or not (work / "report.pdf").exists():
         log = (work / "report.log").read_text(errors="replace") if (work / "report.log").exists() else output

@@ -106,13 +106,22 @@ def plot_gallery(fig, images: np.ndarray, titles: list[str], columns: int = 6) -
 
 
 def save_figure(fig, name: str, out_dir: str | Path = "build/figures") -> None:
-    """Write `name`.pdf (vector) and `name`.png (200 dpi) into out_dir, each via a temporary file and a rename."""
-    for ext in ("pdf", "png"):
-        buffer = io.BytesIO()
-        # Fixed metadata: the same figure gives the same bytes on every run.
-        metadata = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-        fig.savefig(buffer, format=ext, dpi=PNG_DPI, bbox_inches="tight", metadata=metadata)
-        atomic_write(Path(out_dir) / f"{name}.{ext}", buffer.getvalue())
+    """Write `name`.png (200 dpi) into out_dir via a temporary file and a rename, show it, and close the figure.
+
+    One rendering: in a notebook the saved PNG is what shows (matplotlib's inline backend would render the
+    figure again at the end of the cell).
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=PNG_DPI, bbox_inches="tight", metadata={"Software": None})
+    atomic_write(Path(out_dir) / f"{name}.png", buffer.getvalue())
+    plt.close(fig)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(Image(buffer.getvalue(), width=int(fig.get_figwidth() * 96)))
 
 
 def new_figure(width: float = 7.0, height: float = 3.6):
