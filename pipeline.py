@@ -447,7 +447,10 @@ def step_pdf(build: Build, executed: Path) -> None:
     from results import sha256_json
 
     engine = choose_engine(build)
-    other = "PDF_ENGINE=typst for the route without TeX" if engine == "latex" else INSTALL_TEX
+    if engine == "latex":
+        other = "PDF_ENGINE=typst for the route without TeX"
+    else:
+        other = "PDF_ENGINE=latex for the LaTeX route" if latex_ready() else INSTALL_TEX
     state_path = build.dir / "pdf" / f"{build.pdf.name}.state.json"
     key = sha256_json({"report": recorded_fingerprint(executed), "engine": engine})
     with contextlib.suppress(OSError, ValueError):
@@ -574,6 +577,26 @@ def target_html(build: Build) -> None:
     print(f"html: {build.html}")
 
 
+def target_watch(build: Build) -> None:
+    """Rebuild the PDF whenever a notebook or a module is saved with new content; Ctrl-C stops."""
+    def sources() -> dict[str, str]:
+        return {p.name: file_sha256(p) for p in sorted(ROOT.glob("*.ipynb")) + sorted(ROOT.glob("*.py"))}
+
+    seen = None
+    print(f"watching the notebooks and modules of {ROOT}; Ctrl-C stops")
+    while True:
+        now = sources()
+        if now != seen:
+            if seen is not None:
+                print("changed: " + ", ".join(sorted(n for n in now if now.get(n) != seen.get(n))), flush=True)
+            try:
+                target_report(build)
+            except BuildError as exc:
+                say(f"error: {exc}\nwatching for the next save")
+            seen = now
+        time.sleep(1.0)
+
+
 def target_figures(build: Build) -> None:
     with build_lock(build):
         step_figures(build)
@@ -606,13 +629,15 @@ TARGETS = {
     "tex": target_tex,
     "check-pdf": target_check_pdf,
     "submission": target_submission,
+    "watch": target_watch,
     "test": lambda build: passthrough(python("-m", "pytest", *shlex.split(build.variables["PYTEST_ARGS"]))),
     "lint": lambda build: (passthrough(python("-m", "ruff", "check", ".")),
                            passthrough(python(str(ROOT / "scripts" / "check_notebooks.py")))),
     "lock": lambda build: passthrough(python("-m", "uv", "pip", "compile", "--universal", "--generate-hashes",
                                              "--python-version", "3.11", "-q", "requirements.txt", "-o",
                                              "requirements.lock")),
-    "bench": lambda build: passthrough(python(str(ROOT / "bench" / "run.py"))),
+    "bench": lambda build: passthrough(python(str(ROOT / "bench" / "run.py"),
+                                              *shlex.split(build.variables["BENCH_ARGS"]))),
     "lab": lambda build: passthrough(python("-m", "jupyter", "lab")),
 }
 

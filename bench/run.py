@@ -6,8 +6,10 @@ Prints a table, then one `name=value` line per figure for scripts. Run from the 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -121,47 +123,80 @@ def floor(name: str, out: dict, num_train: int, num_val: int, outputs: int, cfg)
     figure(f"{name}_over_floor", out["project"] / bound)
 
 
-def stages() -> None:
-    """Run the build's own report pipeline (make.py) into a temporary build folder (the real build/ is left
-    alone) and report the time of each stage, as its `==> stage  N s` lines give it."""
-    print("\nmake report's stages (into a temporary build folder; Task 2 runs beside Tasks 3 and 4):")
-    with tempfile.TemporaryDirectory(prefix="bench-build-") as build:
-        started = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(ROOT / "make.py"), "report", f"BUILD_DIR={build}",
-                               f"PDF={build}/report.pdf"], cwd=ROOT, capture_output=True, text=True)
-        total = time.perf_counter() - started
+def copy_project(dest: Path) -> None:
+    """The repository's sources (git's list, else the tree without generated folders) into `dest`."""
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    names = listed.stdout.split() if listed.returncode == 0 else [
+        p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*") if p.is_file()
+        and not {".git", ".venv", "build", "data"} & set(p.relative_to(ROOT).parts)]
+    for name in names:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
+
+
+def build(project: Path) -> tuple[float, str]:
+    """(seconds, output) of `make.py report` in `project` with this interpreter."""
+    env = {k: v for k, v in os.environ.items() if k != "TDT4265_MAKE_INNER"}
+    env["MNIST_DIR"] = env.get("MNIST_DIR", str(ROOT / "data" / "mnist"))  # the cache the real build filled
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(project / "make.py"), "report", f"PY={sys.executable}"], cwd=project,
+                          capture_output=True, text=True, env=env)
     if proc.returncode:
-        print(f"  failed:\n{proc.stderr[-2000:]}")
-        figure("stages", "failed")
-        return
-    for match in re.finditer(r"^==> (\S+).*?([\d.]+) s$", proc.stderr, flags=re.MULTILINE):
-        name, seconds = match[1].split(".")[0].lower(), float(match[2])  # task2.ipynb -> task2, PDF -> pdf
-        print(f"  {name:8} {seconds:7.1f} s")
-        figure(f"stage_{name}_s", seconds)
-    print(f"  {'in all':8} {total:7.1f} s")
-    figure("stage_total_s", total)
+        raise RuntimeError(f"make.py report failed in {project}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return time.perf_counter() - started, proc.stderr
+
+
+def edit_times() -> None:
+    """What a student waits for: a full retrain and PDF, a touch without change, a prose edit; each against
+    the full retrain, in a copy of the project (the real build/ and sources are left alone)."""
+    print("\nedit to PDF (a copy of the project; .venv and the MNIST cache reused):")
+    with tempfile.TemporaryDirectory(prefix="bench edit ") as tmp:
+        project = Path(tmp)
+        copy_project(project)
+        build(project)  # a first build: the copy's build folder filled
+        trainer = project / "trainer.py"
+        trainer.write_text(trainer.read_text() + "\n# an edit that changes the content\n")
+        full, output = build(project)
+        for match in re.finditer(r"^==> (\S+).*?([\d.]+) s$", output, flags=re.MULTILINE):
+            name, seconds = match[1].split(".")[0].lower(), float(match[2])  # task2.ipynb -> task2, PDF -> pdf
+            print(f"  stage {name:8} {seconds:7.1f} s")
+            figure(f"stage_{name}_s", seconds)
+        for path in project.glob("*.*"):
+            path.touch()
+        touch, _ = build(project)
+        report = project / "report.ipynb"
+        book = json.loads(report.read_text())
+        book["cells"].append({"cell_type": "markdown", "metadata": {}, "source": "A sentence the student added."})
+        report.write_text(json.dumps(book, indent=1))
+        prose, _ = build(project)
+    for name, seconds in (("full_retrain", full), ("touch", touch), ("prose_edit", prose)):
+        print(f"  {name:14} {seconds:6.1f} s   {seconds / full:6.1%} of the full retrain")
+        figure(f"edit_{name}_s", seconds)
+        figure(f"edit_{name}_ratio", seconds / full)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each implementation (default 3)")
-    parser.add_argument("--no-stages", action="store_true", help="skip timing make report's stages")
+    parser.add_argument("--no-stages", action="store_true", help="skip timing the build and the edits")
+    parser.add_argument("--only-stages", action="store_true", help="only time the build and the edits")
     args = parser.parse_args()
 
     print(f"numpy {np.__version__}; BLAS: {threads()}; {os.cpu_count()} cores; "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
-    cfg3 = Task3Config()
-    raw3 = load_full_mnist(cfg3.train_size, dataset=cfg3.dataset)
-    out3 = compare("softmax", lambda: SoftmaxModel(dtype=cfg3.dtype), raw3, cfg3, shuffle=True, repeats=args.repeats)
-    floor("softmax", out3, len(raw3[0]), len(raw3[2]), 10, cfg3)
-
-    cfg2 = Task2Config()
-    raw2 = load_binary_dataset(cfg2.class1, cfg2.class2, cfg2.train_size, dataset=cfg2.dataset)
-    out2 = compare("binary", lambda: BinaryModel(dtype=cfg2.dtype), raw2, cfg2, shuffle=False, repeats=args.repeats)
-    floor("binary", out2, len(raw2[0]), len(raw2[2]), 1, cfg2)
-
+    if not args.only_stages:
+        cfg3 = Task3Config()
+        raw3 = load_full_mnist(cfg3.train_size, dataset=cfg3.dataset)
+        out3 = compare("softmax", lambda: SoftmaxModel(dtype=cfg3.dtype), raw3, cfg3, shuffle=True,
+                       repeats=args.repeats)
+        floor("softmax", out3, len(raw3[0]), len(raw3[2]), 10, cfg3)
+        cfg2 = Task2Config()
+        raw2 = load_binary_dataset(cfg2.class1, cfg2.class2, cfg2.train_size, dataset=cfg2.dataset)
+        out2 = compare("binary", lambda: BinaryModel(dtype=cfg2.dtype), raw2, cfg2, shuffle=False,
+                       repeats=args.repeats)
+        floor("binary", out2, len(raw2[0]), len(raw2[2]), 1, cfg2)
     if not args.no_stages:
-        stages()
+        edit_times()
     print()
     print("\n".join(LINES))
     return 0

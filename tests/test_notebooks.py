@@ -12,7 +12,8 @@ from results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ["task2.ipynb", "task3.ipynb", "task4.ipynb", "report.ipynb"]
-RUN_ONLY = {"progress", "out_dir", "build_dir", "task3_dir", "expected_keys"}  # notebook parameters that do not change results
+# notebook parameters that do not change results
+RUN_ONLY = {"progress", "out_dir", "build_dir", "task3_dir", "expected_keys"}
 
 
 def parameters_cell(path):
