@@ -208,7 +208,10 @@ def load_softmax_run(path: str | Path, cfg: _Config) -> tuple[TrainResult, np.nd
         return None
     if meta["settings"] != {f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}:
         return None
-    return TrainResult(**meta["result"]), w
+    try:
+        return TrainResult(**meta["result"]), w
+    except TypeError:  # saved by another version of the trainer
+        return None
 
 
 def run_task4(cfg: Task4Config, progress: bool = False,

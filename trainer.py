@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import threadpoolctl
 
-from utils import LinearModel, as_labels, batch_indices
+from fastpath import FastPath
+from utils import LinearModel, as_labels
 
 VAL_CHECKS_PER_EPOCH = 5  # the course validates every (N // batch_size) // 5 steps
 
@@ -62,7 +60,10 @@ class TrainResult:
     best_step: int  # the check step with the lowest validation loss
     best_val_loss: float
     restored_best: bool
-    final: dict[str, float] = field(default_factory=dict)  # the last check's values
+    # val_loss, val_accuracy, train_accuracy, train_set_loss of the weights training ends with (after the last
+    # step, or at the check it stopped at; with restored_best, the best check's), and of the best check
+    final: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,170 +121,6 @@ def _check_data(model: LinearModel, X: np.ndarray, targets: np.ndarray, name: st
 DIVERGENCE_FACTOR = 1000.0  # a loss this many times the first step's (ln K at zero weights) counts as divergence
 
 
-CHECK_BLOCK_ROWS = 7500  # most rows per block of a check's GEMM; each set is cut into equal blocks
-CHECK_WORKERS = 2
-CHECKS_PER_GEMM = 6  # checks whose weights share one GEMM: 6 softmax checks fill 60 of 64 columns
-GATHER_BATCHES = 32  # shuffled batches gathered in one piece, ahead of the steps that use them
-
-
-def _single_threaded_blas():
-    """Context manager limiting BLAS to one thread (a no-op context if threadpoolctl finds no BLAS)."""
-    return threadpoolctl.ThreadpoolController().limit(limits=1, user_api="blas")
-
-
-@dataclass
-class _Check:
-    """A validation check: the step and epoch after whose update it ran, and views of the weights and gradient then."""
-
-    step: int
-    epoch: int
-    w: np.ndarray  # (D, K)
-    grad: np.ndarray  # (D, padded K)
-
-
-@dataclass
-class _Set:
-    """One of the sets a check evaluates: X (N, D), labels (N,), targets as the loss takes them, logits (N, columns)."""
-
-    X: np.ndarray
-    labels: np.ndarray
-    targets: np.ndarray
-    logits: np.ndarray
-    by_class: np.ndarray  # (checks per GEMM, K, N): each check's logits class-major, for fast reductions over classes
-
-
-class _Checker:
-    """Loss and accuracy of weight snapshots on the whole training and validation sets, a group at a time.
-
-    One check alone is a GEMM with 10 columns over all the data, which OpenBLAS runs at about a sixth of its
-    large-GEMM rate; so `CHECKS_PER_GEMM` snapshots share the columns of one weight matrix, and one GEMM per set
-    gives the logits of all of them: the data is read once for six checks, at about two thirds of that rate
-    (measured on the project's machine). The GEMMs run in fixed blocks of rows on a thread pool (numpy releases
-    the GIL in them), and then each check's losses and accuracies, while training goes on. `add` returns the
-    results of the group before when a new group is full, `finish` the rest. The blocks are fixed and each
-    block's GEMM is single-threaded, so the results do not depend on the number of workers or cores.
-    """
-
-    def __init__(self, pool: ThreadPoolExecutor, model: LinearModel, padded: int,
-                 train: tuple[np.ndarray, np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray, np.ndarray]):
-        """`train` and `val` are (X (N, D), labels (N,), targets) of each set."""
-        self.pool, self.model = pool, model
-        k, group = model.num_outputs, CHECKS_PER_GEMM
-        columns = -(-group * k // 16) * 16
-        dims = train[0].shape[1]
-        self.sets = [_Set(X, labels, targets, np.empty((len(X), columns), model.dtype),
-                          np.empty((group, k, len(X)), model.dtype)) for X, labels, targets in (train, val)]
-        self.blocks = []  # (set, rows)
-        for s in self.sets:
-            edges = np.linspace(0, len(s.X), -(-len(s.X) // CHECK_BLOCK_ROWS) + 1).astype(int)
-            self.blocks += [(s, slice(a, b)) for a, b in zip(edges, edges[1:])]
-        # two of each: one group fills while the other is computed
-        self.weights = [np.zeros((dims, columns), dtype=model.dtype) for _ in range(2)]
-        self.grads = [np.empty((group, dims, padded), dtype=model.dtype) for _ in range(2)]
-        self.filling: list[_Check] = []  # the checks of the group being filled, in buffers `self.side`
-        self.side = 0
-        self.in_flight: tuple[list, list[_Check]] | None = None  # (futures, checks) of the group being computed
-
-    def add(self, step: int, epoch: int, w_padded: np.ndarray, grad_padded: np.ndarray) -> list:
-        """Snapshot the weights for the check of `step`; once that fills a group, the results of the one before."""
-        k, slot = self.model.num_outputs, len(self.filling)
-        weights, grads = self.weights[self.side], self.grads[self.side]
-        weights[:, slot * k:(slot + 1) * k] = w_padded[:, :k]
-        grads[slot] = grad_padded
-        self.filling.append(_Check(step, epoch, weights[:, slot * k:(slot + 1) * k], grads[slot]))
-        if len(self.filling) < CHECKS_PER_GEMM:
-            return []
-        done = self._collect()
-        self._submit()
-        return done
-
-    def finish(self) -> list:
-        """[(check, results)] of every check not yet returned, in order."""
-        done = self._collect()
-        if self.filling:
-            self._submit()
-            done += self._collect()
-        return done
-
-    @staticmethod
-    def _gemm(s: _Set, rows: slice, weights: np.ndarray) -> None:
-        np.matmul(s.X[rows], weights, out=s.logits[rows])
-
-    def _submit(self) -> None:
-        weights = self.weights[self.side]
-        gemms = [self.pool.submit(self._gemm, s, rows, weights) for s, rows in self.blocks]
-        # queued after the GEMM blocks, so on any number of workers a results task only waits for started ones
-        results = [self.pool.submit(self._results, gemms, slot) for slot in range(len(self.filling))]
-        self.in_flight = results, self.filling
-        self.filling, self.side = [], 1 - self.side
-
-    def _collect(self) -> list:
-        if self.in_flight is None:
-            return []
-        futures, checks = self.in_flight
-        self.in_flight = None
-        return [(check, future.result()) for check, future in zip(checks, futures)]
-
-    def _results(self, gemms: list, slot: int) -> tuple[float, float, float, float]:
-        """(validation loss, validation accuracy, training-set loss, training-set accuracy) of a group's check."""
-        for gemm in gemms:
-            gemm.result()
-        k, out = self.model.num_outputs, []
-        for s in reversed(self.sets):  # validation first
-            logits = s.logits[:, slot * k:(slot + 1) * k]
-            if k > 1:
-                np.copyto(s.by_class[slot].T, logits)
-                logits = s.by_class[slot].T  # (N, K) again, but each class contiguous
-            out += [self.model.loss(logits, s.targets), self.model.count_correct(logits, s.labels) / len(s.X)]
-        return tuple(out)
-
-
-def _batches(gatherer: ThreadPoolExecutor, X: np.ndarray, targets: np.ndarray, batch_size: int, num_epochs: int,
-             rng: np.random.Generator | None):
-    """Yield (epoch, X_batch (batch_size, D), targets_batch) for every step, as views.
-
-    Without `rng`, consecutive slices of the training set. With it, each epoch in a fresh order (the permutation
-    of `batch_indices`), gathered by `gatherer` `GATHER_BATCHES` batches at a time while the batches before train.
-    """
-    steps = len(X) // batch_size
-    if rng is None:
-        for epoch in range(num_epochs):
-            for i in range(0, steps * batch_size, batch_size):
-                yield epoch, X[i:i + batch_size], targets[i:i + batch_size]
-        return
-    piece = min(steps, GATHER_BATCHES) * batch_size
-    buffers = [(np.empty((piece, X.shape[1]), X.dtype), np.empty((piece, *targets.shape[1:]), targets.dtype))
-               for _ in range(2)]
-
-    def pieces():
-        """(epoch, the piece's row indices) in training order; an epoch's order is drawn at its first piece."""
-        for epoch in range(num_epochs):
-            order = np.concatenate(batch_indices(len(X), batch_size, rng))
-            for start in range(0, len(order), piece):
-                yield epoch, order[start:start + piece]
-
-    def gather(side: int, rows: np.ndarray) -> None:
-        X_piece, t_piece = buffers[side]
-        np.take(X, rows, axis=0, out=X_piece[:len(rows)], mode="clip")  # mode "clip": "raise" would copy twice
-        np.take(targets, rows, axis=0, out=t_piece[:len(rows)], mode="clip")
-
-    todo = pieces()
-    epoch, rows = next(todo)
-    side = 0
-    gathering = gatherer.submit(gather, side, rows)
-    while True:
-        upcoming = next(todo, None)
-        gathering.result()
-        if upcoming is not None:
-            gathering = gatherer.submit(gather, 1 - side, upcoming[1])
-        X_piece, t_piece = buffers[side]
-        for i in range(0, len(rows), batch_size):
-            yield epoch, X_piece[i:i + batch_size], t_piece[i:i + batch_size]
-        if upcoming is None:
-            return
-        (epoch, rows), side = upcoming, 1 - side
-
-
 def _check_diverged(loss: float, limit: float, which: str, step: int, epoch: int, learning_rate: float) -> None:
     if not math.isfinite(loss) or loss > limit:
         if math.isfinite(loss):
@@ -334,28 +171,11 @@ def train(
     # binary targets as (N, 1) floats in the model's dtype, softmax targets as integer labels (N,)
     targets_train = y_train.reshape(-1, 1).astype(model.dtype) if binary else y_train
     targets_val = y_val.reshape(-1, 1).astype(model.dtype) if binary else y_val
-
-    # The data in the compute dtype (no copy when the caller's arrays already are).
+    # the data in the compute dtype (no copy when the caller's arrays already are)
     X_train = np.ascontiguousarray(X_train, dtype=model.dtype)
     X_val = np.ascontiguousarray(X_val, dtype=model.dtype)
-    # The weights live in the first K columns of a zero-padded (D, 16) array while training: OpenBLAS runs
-    # (n, 785) @ (785, 16) faster than (n, 785) @ (785, 10). The padding stays zero: its logits are 0,
-    # so are its delta columns (the loss only touches the first K) and its gradient.
-    k = model.num_outputs
-    padded = k if k == 1 else -(-k // 16) * 16
-    w_padded = np.zeros((model.w.shape[0], padded), dtype=model.dtype)
-    w_padded[:, :k] = model.w
-    caller_w, model.w = model.w, w_padded[:, :k]
-    # The checks run on a pool and shuffled batches are gathered on a thread of their own, while the main
-    # thread trains.
-    pool = ThreadPoolExecutor(max_workers=min(CHECK_WORKERS, os.cpu_count() or 1))
-    gatherer = ThreadPoolExecutor(max_workers=1)
-    checker = _Checker(pool, model, padded, (X_train, y_train, targets_train), (X_val, y_val, targets_val))
-    schedule = _batches(gatherer, X_train, targets_train, batch_size, num_epochs, rng if shuffle else None)
-
-    logits_batch = np.empty((batch_size, padded), dtype=model.dtype)
-    grad_padded = np.zeros_like(w_padded)
-    model.grad = grad_padded[:, :k]
+    # Buffers, threads and the checks' machinery (fastpath.py); the algorithm is the loop below.
+    fast = FastPath(model, (X_train, y_train, targets_train), (X_val, y_val, targets_val), batch_size)
     step_size = model.dtype.type(learning_rate)
 
     history: dict[str, list] = {key: [] for key in
@@ -368,13 +188,13 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=num_epochs * steps_per_epoch, unit="step", leave=False)
-    # Checks run on the pool while the main thread goes on with the next steps; their results come back a few
-    # checks later (see _Checker). If one says stop, training rolls back to the weights and history of its step,
-    # so the result is what a loop that waited for every check would give.
-    stopped_early = False
 
     def record(checks: list) -> bool:
-        """Record finished checks in order; True (after rolling back to its step) at the first that stops."""
+        """Record finished checks in order; True (after rolling back to its step) at the first that stops.
+
+        Checks run while the next steps train and come back a few checks later; rolling back makes the result
+        what a loop that waited for every check would give.
+        """
         nonlocal best_w
         for check, (val_loss, val_acc, train_set_loss, train_acc) in checks:
             _check_diverged(val_loss, loss_limit, "validation", check.step, check.epoch, learning_rate)
@@ -385,49 +205,54 @@ def train(
             if restore_best_weights and stopper.improved:
                 best_w = check.w.copy()
             if stop:
-                w_padded[:, :k], grad_padded[...] = check.w, check.grad
+                fast.rollback(check)
                 del history["train_loss"][check.step + 1:]
                 return True
         return False
 
-    # Single-threaded BLAS: the sums in every GEMM, and so every bit of the history, do not depend on the
-    # number of cores; the checks use both cores through their own thread pool instead.
-    try:
-        with (np.errstate(over="ignore", invalid="ignore"),  # divergence is caught below, with a clearer message
-              _single_threaded_blas(), pool, gatherer):
-            for step, (epoch, X_b, t_b) in enumerate(schedule):
-                np.matmul(X_b, w_padded, out=logits_batch)
-                # the delta replaces the logits in logits_batch
-                loss, _ = model._loss_and_delta_inplace(logits_batch[:, :k], t_b)
+    stopped_early = False
+    with np.errstate(over="ignore", invalid="ignore"), fast:  # divergence is caught below, with a clearer message
+        try:
+            for step, (epoch, X_batch, targets_batch) in enumerate(fast.batches(num_epochs, rng if shuffle else None)):
+                # forward, and the batch's mean cross-entropy C with dC/dz (the delta, which overwrites z)
+                loss, _ = model.loss_and_delta(fast.logits(X_batch), targets_batch)
                 if step == 0:
                     loss_limit = DIVERGENCE_FACTOR * max(loss, 1e-3)
                 if not (loss <= loss_limit):  # also nan
                     # a check in flight may have stopped training before this step: then there is no error
-                    if record(checker.finish()):
+                    if record(fast.finish()):
                         stopped_early = True
                         break
                     _check_diverged(loss, loss_limit, "training", step, epoch, learning_rate)
                 history["train_loss"].append(loss)
-                model.gradient(X_b, logits_batch, out=grad_padded)
-                w_padded -= step_size * grad_padded
+                fast.gradient(X_batch)  # dJ/dw = X^T delta / B + lambda w
+                fast.update(step_size)  # w <- w - learning_rate * dJ/dw
                 if bar is not None:
                     bar.update(1)
-                if step % val_every == 0 and record(checker.add(step, epoch, w_padded, grad_padded)):
+                # after the update of every val_every-th step: validation loss and accuracies
+                if step % val_every == 0 and record(fast.check(step, epoch)):
                     stopped_early = True
                     break
             if not stopped_early:
-                stopped_early = record(checker.finish())
+                stopped_early = record(fast.finish())
             if stopped_early:
                 step, epoch = history["check_steps"][-1], history["check_steps"][-1] // steps_per_epoch
-    finally:  # the caller's array gets the weights as training left them, also after an error
-        if bar is not None:
-            bar.close()
-        caller_w[...] = model.w
-        model.w, model.grad = caller_w, model.grad.copy()
+            # the weights after the last step, which no check saw (evaluated here: single-threaded BLAS)
+            after_last = None if history["check_steps"][-1] == step else _evaluate(
+                model, (X_train, y_train, targets_train), (X_val, y_val, targets_val))
+        finally:
+            if bar is not None:
+                bar.close()
     if restore_best_weights and best_w is not None:
         model.w[...] = best_w
 
-    final = {key: history[key][-1] for key in ("val_loss", "val_accuracy", "train_accuracy", "train_set_loss")}
+    checks = {key: history[key] for key in ("val_loss", "val_accuracy", "train_accuracy", "train_set_loss")}
+    best = history["check_steps"].index(stopper.best_step)
+    restored = bool(restore_best_weights and best_w is not None)
+    if restored or after_last is None:
+        final = {key: values[best if restored else -1] for key, values in checks.items()}
+    else:
+        final = after_last
     return TrainResult(
         history=history,
         num_steps=step + 1,
@@ -438,6 +263,17 @@ def train(
         stop_epoch=epoch,
         best_step=stopper.best_step,
         best_val_loss=stopper.best_loss,
-        restored_best=bool(restore_best_weights and best_w is not None),
+        restored_best=restored,
         final=final,
+        best={key: values[best] for key, values in checks.items()},
     )
+
+
+def _evaluate(model: LinearModel, train: tuple, val: tuple) -> dict[str, float]:
+    """Loss and accuracy of the model's weights on the whole training and validation sets (X, labels, targets)."""
+    out = {}
+    for name, (X, labels, targets) in (("val", val), ("train", train)):
+        logits = model.logits(X)
+        loss, accuracy = model.loss(logits, targets), model.count_correct(logits, labels) / len(X)
+        out.update({f"{name}_loss" if name == "val" else "train_set_loss": loss, f"{name}_accuracy": accuracy})
+    return out

@@ -207,7 +207,7 @@ class LinearModel:
         """probs - targets, overwriting probs; targets already checked."""
         raise NotImplementedError
 
-    def _loss_and_delta_inplace(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    def loss_and_delta(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
         """(mean cross-entropy, dC^n/dz^n) from logits (N, K) in one pass, overwriting logits with the delta.
 
         For the trainer's hot loop: targets already checked; equal to `loss` and `output_delta(forward(X))`.
@@ -245,7 +245,7 @@ class BinaryModel(LinearModel):
         probs -= targets
         return probs
 
-    def _loss_and_delta_inplace(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    def loss_and_delta(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
         loss = binary_cross_entropy(logits, targets)
         logits *= 0.5  # sigmoid(z) = 0.5 * (1 + tanh(z / 2)), computed in place
         np.tanh(logits, out=logits)
@@ -278,7 +278,7 @@ class SoftmaxModel(LinearModel):
         probs[np.arange(len(labels)), labels] -= 1  # probs - one-hot, without the one-hot matrix
         return probs
 
-    def _loss_and_delta_inplace(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def loss_and_delta(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         # One exp serves both: loss = ln sum exp(z - max) - (z_y - max); probs = exp(z - max) / sum.
         logits -= logits.max(axis=1, keepdims=True)
         picked = logits[np.arange(len(labels)), labels]

@@ -194,12 +194,12 @@ def test_matches_the_course_style_reference(digits, binary):
 
 
 def test_history_does_not_depend_on_check_workers_or_blocks(digits, monkeypatch):
-    import trainer
+    import fastpath
 
     runs = []
     for workers, block_rows in ((1, 7500), (2, 7500), (2, 64), (3, 100)):
-        monkeypatch.setattr(trainer, "CHECK_WORKERS", workers)
-        monkeypatch.setattr(trainer, "CHECK_BLOCK_ROWS", block_rows)
+        monkeypatch.setattr(fastpath, "CHECK_WORKERS", workers)
+        monkeypatch.setattr(fastpath, "CHECK_BLOCK_ROWS", block_rows)
         runs.append(train(SoftmaxModel(0.01, dtype=np.float32), *(a.astype(np.float32) if a.ndim == 2 else a
                                                                    for a in digits), **SETTINGS))
     assert runs[0].history == runs[1].history  # the same blocks on 1 or 2 workers: bit for bit
@@ -213,14 +213,14 @@ def test_shuffled_batches_are_the_permutations_of_batch_indices(gather_batches, 
     """Batches gathered ahead, in pieces that may cross an epoch's end, are exactly X[idx] of each epoch's order."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import trainer
+    import fastpath
     from utils import batch_indices
 
-    monkeypatch.setattr(trainer, "GATHER_BATCHES", gather_batches)
+    monkeypatch.setattr(fastpath, "GATHER_BATCHES", gather_batches)
     rng = np.random.default_rng(5)
     X, targets = rng.standard_normal((83, 4)), rng.integers(0, 10, 83)  # 83 // 8 = 10 steps, 3 rows left out
     with ThreadPoolExecutor(1) as gatherer:
-        got = [(e, Xb.copy(), tb.copy()) for e, Xb, tb in trainer._batches(gatherer, X, targets, 8, 3,
+        got = [(e, Xb.copy(), tb.copy()) for e, Xb, tb in fastpath._batches(gatherer, X, targets, 8, 3,
                                                                            np.random.default_rng(7))]
     reference_rng = np.random.default_rng(7)
     expected = [(e, X[idx], targets[idx]) for e in range(3) for idx in batch_indices(83, 8, reference_rng)]
@@ -231,13 +231,13 @@ def test_shuffled_batches_are_the_permutations_of_batch_indices(gather_batches, 
 
 def test_early_stopping_gives_what_a_loop_waiting_for_every_check_gives(digits, monkeypatch):
     """Checks come back several checks late; stopping rolls back to the checked step exactly."""
-    import trainer
+    import fastpath
 
     X_train, Y_train, X_val, Y_val = (a.astype(np.float32) if a.ndim == 2 else a for a in digits)
     settings = dict(SETTINGS, learning_rate=5.0, num_epochs=50, shuffle=True)
     runs = []
     for group in (1, 2, 6):  # 1: each check is collected at the next one
-        monkeypatch.setattr(trainer, "CHECKS_PER_GEMM", group)
+        monkeypatch.setattr(fastpath, "CHECKS_PER_GEMM", group)
         model = SoftmaxModel(dtype=np.float32)
         result = train(model, X_train, Y_train, X_val, Y_val, **settings, rng=np.random.default_rng(2),
                        early_stopping_patience=2)
@@ -278,3 +278,27 @@ def test_progress_bar_only_when_asked(digits, capsys):
     assert capsys.readouterr().err == ""  # headless builds: nothing to leave in a PDF
     train(SoftmaxModel(), *digits, **SETTINGS, progress=True)
     assert "0/60 [" in capsys.readouterr().err  # tqdm.s bar over the 60 steps, on stderr
+
+
+def test_final_is_what_the_weights_after_the_last_step_give_and_best_is_the_best_check(digits):
+    """20 steps an epoch, a check every 4: the last step (59) is not a check step (56), so `final` is evaluated."""
+    model = SoftmaxModel()
+    result = train(model, *digits, **SETTINGS)
+    assert result.stop_step == 59 and result.history["check_steps"][-1] == 56
+    X_train, Y_train, X_val, Y_val = digits
+    val_loss, val_acc = model.evaluate(X_val, Y_val)
+    train_loss, train_acc = model.evaluate(X_train, Y_train)
+    assert result.final == pytest.approx({"val_loss": val_loss, "val_accuracy": val_acc,
+                                          "train_set_loss": train_loss, "train_accuracy": train_acc}, rel=1e-9)
+    assert result.final["val_loss"] != result.history["val_loss"][-1]  # not the last check's
+    best = result.history["check_steps"].index(result.best_step)
+    assert result.best["val_loss"] == result.best_val_loss == min(result.history["val_loss"])
+    assert result.best["val_accuracy"] == result.history["val_accuracy"][best]
+
+
+def test_a_run_that_stops_early_ends_with_the_weights_of_its_last_check(digits):
+    model = SoftmaxModel()
+    result = train(model, *digits, **dict(SETTINGS, learning_rate=5.0, num_epochs=50), early_stopping_patience=2)
+    assert result.stopped_early and result.stop_step == result.history["check_steps"][-1]
+    assert result.final == {key: result.history[key][-1] for key in result.final}
+    assert model.evaluate(*digits[2:])[0] == pytest.approx(result.final["val_loss"], rel=1e-9)
