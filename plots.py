@@ -75,20 +75,20 @@ def plot_weight_images(fig, weights: dict[str, np.ndarray], columns: int = 5, cl
         block.colorbar(im, ax=list(axes), fraction=0.03, pad=0.02)
 
 
-def plot_confusion(ax, counts: np.ndarray, class_names, normalise: bool) -> None:
-    """A confusion matrix (rows: true class, columns: predicted), as counts or as fractions of each row."""
-    values = counts / counts.sum(axis=1, keepdims=True) if normalise else counts
-    ax.imshow(values, cmap="Blues")
-    for (i, j), value in np.ndenumerate(values):
-        text = f"{value:.2f}" if normalise else str(value)
-        ax.text(j, i, text, ha="center", va="center", fontsize=5.5,
-                color="white" if value > 0.6 * values.max() else "black")
+def plot_confusion(ax, counts: np.ndarray, class_names) -> None:
+    """A confusion matrix (rows: true class, columns: predicted): each cell its count and its percentage of the
+    true class, which is also its colour; sized to be read on paper (8 pt at the report's width)."""
+    fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(counts):
+        if count:
+            ax.text(j, i, f"{count}\n{100 * fractions[i, j]:.1f}%", ha="center", va="center", fontsize=8,
+                    linespacing=1.1, color="white" if fractions[i, j] > 0.6 else "black")
     ticks = range(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=90, fontsize=7)
-    ax.set_yticks(ticks, class_names, fontsize=7)
+    ax.set_xticks(ticks, class_names, rotation=90 if max(map(len, class_names)) > 2 else 0, fontsize=9)
+    ax.set_yticks(ticks, class_names, fontsize=9)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title("fraction of each true class" if normalise else "counts")
 
 
 def plot_gallery(fig, images: np.ndarray, titles: list[str], columns: int = 6) -> None:
