@@ -89,6 +89,10 @@ class _Config:
         for name in ("num_epochs", "num_epochs_early_stopping"):
             if hasattr(self, name):
                 need(name, 1 <= getattr(self, name) <= 100000, "an integer in [1, 100000]")
+        if hasattr(self, "shuffle_order"):
+            need("shuffle_order", self.shuffle_order in SHUFFLE_ORDERS, f"one of {', '.join(SHUFFLE_ORDERS)}")
+        if hasattr(self, "shuffle_seed_runs"):
+            need("shuffle_seed_runs", 0 <= self.shuffle_seed_runs <= 1000, "an integer in [0, 1000]")
         if getattr(self, "early_stopping_patience", None) is not None:
             need("early_stopping_patience", self.early_stopping_patience >= 1, "an integer >= 1 (checks), or None")
         for name in ("lambdas", "weight_image_lambdas"):
@@ -120,22 +124,46 @@ class Task2Config(_Config):
     num_epochs_early_stopping: int = 500  # 2d, 2e
     early_stopping_patience: int = 10  # validation checks without a lower validation loss
     shuffle_seed: int = 0  # the shuffled run of 2e
+    shuffle_order: str = "course"  # "course" (RandomState, as the course's batch_loader) or "generator"
+    shuffle_seed_runs: int = 20  # 2e again with the seeds 0, 1, ... of this many runs: how much the stop moves
 
 
 @dataclass(frozen=True)
 class Task3Config(_Config):
     learning_rate: float = 0.01
     num_epochs: int = 50
+    early_stopping_patience: int = 10  # as the course's trainer, in every run; None trains all epochs
     shuffle_seed: int = 0
+    shuffle_order: str = "course"  # "course" (RandomState, as the course's batch_loader) or "generator"
 
 
 @dataclass(frozen=True)
 class Task4Config(_Config):
     learning_rate: float = 0.01
     num_epochs: int = 50
+    early_stopping_patience: int = 10  # as the course's trainer, in every run; None trains all epochs
     shuffle_seed: int = 0
+    shuffle_order: str = "course"  # "course" (RandomState, as the course's batch_loader) or "generator"
     lambdas: tuple = (2.0, 0.2, 0.02, 0.002)  # 4c, 4e; lambda = 0 is trained too, for 4b
     weight_image_lambdas: tuple = (0.0, 2.0)  # 4b
+
+
+SHUFFLE_ORDERS = ("course", "generator")
+# What the course's published solution for 2022 (assignment1/solution/ of its starter code: the solution PDF)
+# reports for the default parameters on MNIST; 4e's norms are read off its plot, so they are approximate.
+OFFICIAL_2022 = {"task2d_stop_epoch": 33, "task2e_stop_epoch": 16,
+                 "task4e_squared_norms": {2.0: 0.35, 0.2: 2.7, 0.02: 10.6, 0.002: 21.4}}
+
+
+def shuffle_rng(cfg: _Config, seed: int | None = None) -> np.random.RandomState | np.random.Generator:
+    """The shuffle order's generator for `seed` (default: cfg.shuffle_seed).
+
+    "course": numpy.random.RandomState(seed), from which `batch_indices` shuffles a fresh list 0..N-1 every
+    epoch: the course's batch_loader does that with numpy's global generator, which its task2.py seeds with 0.
+    "generator": numpy.random.default_rng(seed) and its permutations.
+    """
+    seed = cfg.shuffle_seed if seed is None else seed
+    return np.random.RandomState(seed) if cfg.shuffle_order == "course" else np.random.default_rng(seed)
 
 
 def _gradient_check(model: LinearModel, X_raw: np.ndarray, targets: np.ndarray, seed: int) -> dict:
@@ -162,10 +190,16 @@ def run_task2(cfg: Task2Config, progress: bool = False) -> dict:
         "plain": train(plain_model, *data, num_epochs=cfg.num_epochs, **common),
         "early_stopping": train(BinaryModel(dtype=cfg.dtype), *data, **early),
         "early_stopping_shuffled": train(BinaryModel(dtype=cfg.dtype), *data, **early, shuffle=True,
-                                         rng=np.random.default_rng(cfg.shuffle_seed)),
+                                         rng=shuffle_rng(cfg)),
     }
+    seeds = list(range(cfg.shuffle_seed_runs))
+    spread = [train(BinaryModel(dtype=cfg.dtype), *data, **early, shuffle=True, rng=shuffle_rng(cfg, seed))
+              for seed in seeds]
+    shuffle_seeds = {"seeds": seeds, "stop_epochs": [r.stop_epoch for r in spread],
+                     "stopped_early": [r.stopped_early for r in spread],
+                     "val_accuracy": [r.final["val_accuracy"] for r in spread]}
     return {"gradient_check": check, "runs": runs, "data": _sizes(data), "class_names": [names[class1], names[class2]],
-            "weights": {"plain": plain_model.w}, "validation": (X_val_raw, Y_val[:, 0])}
+            "weights": {"plain": plain_model.w}, "validation": (X_val_raw, Y_val[:, 0]), "shuffle_seeds": shuffle_seeds}
 
 
 def _softmax_data(cfg: _Config):
@@ -181,14 +215,15 @@ def run_task3(cfg: Task3Config, progress: bool = False) -> dict:
     check = _gradient_check(SoftmaxModel(), X_raw[:n], data[1][:n], cfg.gradient_check_seed)
     model = SoftmaxModel(dtype=cfg.dtype)
     result = train(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
-                   num_epochs=cfg.num_epochs, shuffle=True, rng=np.random.default_rng(cfg.shuffle_seed),
-                   progress=progress)
+                   num_epochs=cfg.num_epochs, shuffle=True, rng=shuffle_rng(cfg),
+                   early_stopping_patience=cfg.early_stopping_patience, progress=progress)
     return {"gradient_check": check, "runs": {"softmax": result}, "weights": {"softmax": model.w},
             "data": _sizes(data), "validation": (X_raw_val, data[3])}
 
 
 # The settings that make Task 3's run the same computation as Task 4's run with lambda = 0.
-SOFTMAX_RUN_FIELDS = ("dataset", "train_size", "batch_size", "dtype", "learning_rate", "num_epochs", "shuffle_seed")
+SOFTMAX_RUN_FIELDS = ("dataset", "train_size", "batch_size", "dtype", "learning_rate", "num_epochs",
+                      "early_stopping_patience", "shuffle_seed", "shuffle_order")
 
 
 def save_softmax_run(path: str | Path, result: TrainResult, w: np.ndarray, cfg: _Config) -> None:
@@ -233,8 +268,8 @@ def run_task4(cfg: Task4Config, progress: bool = False,
             continue
         model = SoftmaxModel(l2_reg_lambda=lam, dtype=cfg.dtype)
         runs[repr(lam)] = train(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
-                                num_epochs=cfg.num_epochs, shuffle=True,
-                                rng=np.random.default_rng(cfg.shuffle_seed), progress=progress)
+                                num_epochs=cfg.num_epochs, shuffle=True, rng=shuffle_rng(cfg),
+                                early_stopping_patience=cfg.early_stopping_patience, progress=progress)
         weights[repr(lam)] = model.w
     norms = {key: float(np.sum(w.astype(np.float64) ** 2)) for key, w in weights.items()}
     max_abs = {key: float(np.max(np.abs(w[:-1]))) for key, w in weights.items()}  # pixel weights, bias row excluded

@@ -141,7 +141,7 @@ class _Checker:
 
 
 def _batches(gatherer: ThreadPoolExecutor, X: np.ndarray, targets: np.ndarray, batch_size: int, num_epochs: int,
-             rng: np.random.Generator | None):
+             rng: np.random.Generator | np.random.RandomState | None):
     """Yield (epoch, X_batch (batch_size, D), targets_batch) for every step, as views.
 
     Without `rng`, consecutive slices of the training set. With it, each epoch in a fresh order (the permutation
@@ -223,7 +223,7 @@ class FastPath:
             self._caller_w[...] = self.model.w
             self.model.w, self.model.grad = self._caller_w, self.model.grad.copy()
 
-    def batches(self, num_epochs: int, rng: np.random.Generator | None):
+    def batches(self, num_epochs: int, rng: np.random.Generator | np.random.RandomState | None):
         """(epoch, X_batch (B, D), targets_batch) of every step: in order, or each epoch shuffled by `rng`."""
         X, _, targets = self.train
         return _batches(self._gatherer, X, targets, self.batch_size, num_epochs, rng)

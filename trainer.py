@@ -144,7 +144,7 @@ def train(
     batch_size: int,
     num_epochs: int,
     shuffle: bool = False,
-    rng: np.random.Generator | None = None,
+    rng: np.random.Generator | np.random.RandomState | None = None,
     early_stopping_patience: int | None = None,
     restore_best_weights: bool = False,
     progress: bool = False,
@@ -159,8 +159,9 @@ def train(
     consecutive checks without a new lowest validation loss.
     """
     _check_hyperparameters(learning_rate, batch_size, num_epochs, len(X_train), early_stopping_patience)
-    if shuffle and not isinstance(rng, np.random.Generator):
-        raise ValueError(f"shuffle=True needs rng, a numpy.random.Generator; received {rng!r}")
+    if shuffle and not isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        raise ValueError("shuffle=True needs rng, a numpy.random.Generator (or a RandomState for the course's order); "
+                         f"received {rng!r}")
     X_train, y_train = _check_data(model, X_train, Y_train, "train")
     X_val, y_val = _check_data(model, X_val, Y_val, "val")
 

@@ -62,20 +62,30 @@ def one_hot_encode(y: np.ndarray, num_classes: int, dtype=np.float64) -> np.ndar
     return Y
 
 
-def batch_indices(num_examples: int, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+def batch_indices(num_examples: int, batch_size: int,
+                  rng: np.random.Generator | np.random.RandomState | None = None) -> list[np.ndarray]:
     """One epoch's batches as index arrays (N // batch_size of them, the last partial batch dropped).
 
-    With `rng`, the order is a fresh permutation drawn from it; without, 0..N-1 in order.
+    Without `rng`, 0..N-1 in order. With a numpy Generator, a fresh permutation drawn from it. With a legacy
+    RandomState, the course's order: `shuffle` of a fresh list 0..N-1 (its batch_loader does that with numpy's
+    global generator, seeded at import; a RandomState(seed) gives the same draws without global state).
     """
     if not 1 <= batch_size <= num_examples:
         raise ValueError(f"batch_size must be in [1, {num_examples}] (the number of examples), received {batch_size}")
-    order = rng.permutation(num_examples) if rng is not None else np.arange(num_examples)
+    if isinstance(rng, np.random.RandomState):
+        indices = list(range(num_examples))
+        rng.shuffle(indices)
+        order = np.asarray(indices)
+    elif rng is not None:
+        order = rng.permutation(num_examples)
+    else:
+        order = np.arange(num_examples)
     num_batches = num_examples // batch_size
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(num_batches)]
 
 
 def batch_loader(X: np.ndarray, Y: np.ndarray, batch_size: int,
-                 rng: np.random.Generator | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                 rng: np.random.Generator | np.random.RandomState | None = None) -> Iterator[tuple[np.ndarray, ...]]:
     """Yield one epoch of (X_batch (B, D), Y_batch (B, ...)); shuffled when `rng` is given; inputs untouched."""
     if len(X) != len(Y):
         raise ValueError(f"X and Y must have the same length, received {len(X)} and {len(Y)}")

@@ -52,3 +52,57 @@ def test_task4_reuses_task3s_run_only_when_it_is_the_same_computation(tmp_path):
     assert list(reused["runs"]) == list(trained["runs"]) == ["2.0", "0.5", "0.0"]  # 2.0: a weight image
     assert load_softmax_run(path, Task4Config(**{**TINY, "num_epochs": 3})) is None  # other settings
     assert load_softmax_run(tmp_path / "missing.npz", t4) is None
+
+
+def test_the_course_order_is_what_its_batch_loader_draws_from_numpys_global_generator():
+    """The course's task2.py seeds numpy's global generator with 0 and its batch_loader shuffles a fresh index list
+    every epoch; RandomState(0) passed to batch_indices draws the same orders, with no global state."""
+    from experiments import Task2Config, shuffle_rng
+    from utils import batch_indices
+
+    saved = np.random.get_state()  # noqa: NPY002
+    try:
+        np.random.seed(0)  # noqa: NPY002 (the course's code, reproduced)
+        expected = []
+        for _ in range(3):  # three epochs of the course's batch_loader(shuffle=True), batch size 8 of 83
+            indices = list(range(83))
+            np.random.shuffle(indices)  # noqa: NPY002
+            expected.append([indices[i * 8:(i + 1) * 8] for i in range(83 // 8)])
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
+    rng = shuffle_rng(Task2Config())
+    assert isinstance(rng, np.random.RandomState)
+    assert [[list(b) for b in batch_indices(83, 8, rng)] for _ in range(3)] == expected
+    generator = shuffle_rng(Task2Config(shuffle_order="generator"))
+    assert isinstance(generator, np.random.Generator)
+    assert list(batch_indices(83, 8, generator)[0]) == list(np.random.default_rng(0).permutation(83)[:8])
+    assert shuffle_rng(Task2Config(shuffle_seed=3)).randint(1 << 30) == np.random.RandomState(3).randint(1 << 30)
+
+
+@pytest.mark.parametrize("order", ["course", "generator"])
+def test_both_orders_give_the_same_run_for_the_same_seed_and_another_for_another(order):
+    runs = [run_task3(Task3Config(**TINY, shuffle_order=order, shuffle_seed=seed))["runs"]["softmax"]
+            for seed in (0, 0, 3)]
+    assert runs[0].history == runs[1].history
+    assert runs[0].history["train_loss"] != runs[2].history["train_loss"]
+
+
+def test_tasks_3_and_4_stop_early_as_the_course_trainer_does_unless_patience_is_none():
+    settings = dict(TINY, num_epochs=40, learning_rate=2.0, early_stopping_patience=2)
+    stopped = run_task3(Task3Config(**settings))["runs"]["softmax"]
+    assert stopped.stopped_early and stopped.stop_epoch < 39
+    full = run_task3(Task3Config(**{**settings, "early_stopping_patience": None}))["runs"]["softmax"]
+    assert not full.stopped_early and full.stop_epoch == 39
+    t4 = run_task4(Task4Config(**settings, lambdas=(2.0,)))["runs"]
+    assert all(run.stopped_early for run in t4.values())
+    assert Task3Config().early_stopping_patience == Task4Config().early_stopping_patience == 10
+
+
+def test_task2_gives_the_shuffled_stop_over_several_seeds():
+    from experiments import Task2Config, run_task2
+
+    out = run_task2(Task2Config(dataset="synthetic", train_size=1500, num_epochs=2, num_epochs_early_stopping=30,
+                                gradient_check_examples=5, shuffle_seed_runs=4, learning_rate=0.5))
+    spread = out["shuffle_seeds"]
+    assert spread["seeds"] == [0, 1, 2, 3] and len(spread["stop_epochs"]) == 4
+    assert spread["stop_epochs"][0] == out["runs"]["early_stopping_shuffled"].stop_epoch  # seed 0 is 2e's run

@@ -141,7 +141,7 @@ def test_divergence_is_a_clear_error(digits, learning_rate, what):
         (dict(batch_size=32.0), r"received 32.0"),
         (dict(num_epochs=0), r"num_epochs must be an integer >= 1, received 0"),
         (dict(early_stopping_patience=0), r"early_stopping_patience must be an integer >= 1 .* received 0"),
-        (dict(shuffle=True), r"shuffle=True needs rng, a numpy.random.Generator; received None"),
+        (dict(shuffle=True), r"shuffle=True needs rng, a numpy.random.Generator \(or a RandomState .*\); received"),
     ],
 )
 def test_hyperparameters_are_checked_up_front(digits, override, match):
