@@ -6,7 +6,7 @@ PYTHON ?= python3
 export PARAMS SEED DATASET PDF_ENGINE AUTO_INSTALL PY BUILD_DIR PDF PYTEST_ARGS BENCH_ARGS
 
 TARGETS := report test submission watch params setup data figures html tex lint lock bench lab clean distclean help \
-           check-pdf
+           check-report
 
 .PHONY: $(TARGETS)
 .DEFAULT_GOAL := help

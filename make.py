@@ -39,6 +39,7 @@ TARGETS = {
     "figures": "run the task notebooks: build/figures/ and build/results/",
     "html": "the report as one self-contained HTML file (no LaTeX needed)",
     "tex": "check for xelatex; install it (Debian/Ubuntu, as root) if missing",
+    "check-report": "check the PDF against its results: every heading and figure, no figure hiding over 5% of its data",
     "lint": "ruff on the modules, tests and notebooks; notebooks must carry no outputs",
     "lock": "refresh requirements.lock from requirements.txt (uv pip compile --universal --generate-hashes)",
     "bench": "benchmark the trainer against a course-style reference, and time the build's stages",
@@ -79,7 +80,7 @@ def parse_args(argv: list[str]) -> tuple[list[str], dict[str, str]]:
             if name not in VARIABLES:
                 raise BuildError(f"unknown variable {name!r}; the variables are {', '.join(VARIABLES)}")
             given[name] = value
-        elif arg in TARGETS or arg in ("check-pdf",):
+        elif arg in TARGETS:
             targets.append(arg)
         else:
             raise BuildError(f"unknown target {arg!r}; `python make.py help` lists them")

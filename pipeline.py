@@ -332,6 +332,10 @@ def step_report(build: Build, keys: dict[str, str]) -> Path:
         run_notebook(ROOT / "report.ipynb", out, {"build_dir": str(build.dir), "expected_keys": keys})
         book = json.loads(out.read_text())
         label = "report.ipynb"
+    from mnist import DATASET_NAMES
+
+    title = json.loads((ROOT / "report.ipynb").read_text())["metadata"].get("title", "Report")
+    book["metadata"]["title"] = f"{title} on {DATASET_NAMES[build.dataset]}"  # the title names the data set
     book["metadata"]["build"] = {"fingerprint": fingerprints["full"], "code": fingerprints["code"],
                                  "sources": source_manifest()}
     out.write_text(json.dumps(book, indent=1))
@@ -603,8 +607,56 @@ def target_figures(build: Build) -> None:
     print(f"figures: {build.dir / 'figures'}, results: {build.dir / 'results'}")
 
 
-def target_check_pdf(build: Build) -> None:
-    print(f"check-pdf: {build.pdf}: {check_pdf(build.pdf)} pages, every task heading")
+MAX_CLIPPED = 0.05  # the share of a figure's points its y-range may leave out
+
+
+def check_report(build: Build) -> list[str]:
+    """What is wrong with build.pdf as a report of build.dir's results: [] when nothing.
+
+    Every figure of the results is in the PDF with its caption, each task heading is there, no figure's y-range
+    leaves out more than MAX_CLIPPED of its points, and the title names the data set.
+    """
+    from pypdf import PdfReader
+
+    from mnist import DATASET_NAMES
+    from results import ResultsError, read_results
+
+    problems = []
+    try:
+        check_pdf(build.pdf)
+    except BuildError as exc:
+        problems.append(str(exc))
+    reader = PdfReader(build.pdf)
+    text = "\n".join(page.extract_text() or "" for page in reader.pages)
+    first_lines = " ".join((reader.pages[0].extract_text() or "").split()[:40])
+    name = DATASET_NAMES[build.dataset]
+    if name not in first_lines:
+        problems.append(f"the title does not name the data set ({name}): {first_lines[:100]!r}")
+    figures = 0
+    for task in TASKS:
+        try:
+            record = read_results(build.dir / "results" / f"{task}.json")
+        except ResultsError as exc:
+            problems.append(str(exc))
+            continue
+        figures += len(record["figures"])
+        for figure, ranges in record["figure_notes"].items():
+            for r in ranges if isinstance(ranges, list) else [ranges]:
+                if r["points"] and r["outside"] > MAX_CLIPPED * r["points"]:
+                    problems.append(f"{figure}: its y-range {r['range']} leaves out {r['outside']} of {r['points']} "
+                                    f"points, more than {MAX_CLIPPED:.0%}")
+    captions = [n for n in range(1, figures + 1) if f"Figure {n}." in text]
+    if len(captions) != figures or f"Figure {figures + 1}." in text:
+        problems.append(f"{figures} figures in the results, captions for {len(captions)} of them in the PDF")
+    return problems
+
+
+def target_check_report(build: Build) -> None:
+    problems = check_report(build)
+    if problems:
+        raise BuildError(f"check-report: {build.pdf}:\n  " + "\n  ".join(problems))
+    print(f"check-report: {build.pdf}: whole (every heading and figure), every figure's range shows at least "
+          f"{1 - MAX_CLIPPED:.0%} of its points, the title names {build.dataset}")
 
 
 def target_tex(build: Build) -> None:
@@ -627,7 +679,7 @@ TARGETS = {
     "report": target_report,
     "html": target_html,
     "tex": target_tex,
-    "check-pdf": target_check_pdf,
+    "check-report": target_check_report,
     "submission": target_submission,
     "watch": target_watch,
     "test": lambda build: passthrough(python("-m", "pytest", *shlex.split(build.variables["PYTEST_ARGS"]))),

@@ -1,4 +1,4 @@
-"""Plot helpers: each takes data and an Axes (or a Figure) and draws; `save_figure` writes PDF and PNG."""
+"""Plot helpers: each takes data and an Axes (or a Figure) and draws; `save_figure` writes the PNG."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def rolling_mean_std(values, window: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return np.arange(window - 1, len(values)), windows.mean(axis=1), windows.std(axis=1)
 
 
-def plot_loss(ax, history: dict, label: str = "", window: int = 1, color=None) -> None:
-    """Training loss (mean and +-1 std over `window` steps) and validation loss against the step."""
+def plot_loss(ax, history: dict, label: str = "", window: int = 1, color=None) -> np.ndarray:
+    """Training loss (mean and +-1 std over `window` steps) and validation loss against the step; the mean drawn."""
     steps, mean, std = rolling_mean_std(history["train_loss"], window)
     (line,) = ax.plot(steps, mean, color=color, lw=1.2, label=f"training loss{label} (mean of {window} steps)")
     ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.25, lw=0,
@@ -31,6 +31,7 @@ def plot_loss(ax, history: dict, label: str = "", window: int = 1, color=None) -
             label=f"validation loss{label}")
     ax.set_xlabel("training step (mini-batches)")
     ax.set_ylabel("cross-entropy loss")
+    return mean
 
 
 def plot_accuracy(ax, history: dict, label: str = "", keys=("train_accuracy", "val_accuracy"), **style) -> None:
@@ -43,14 +44,39 @@ def plot_accuracy(ax, history: dict, label: str = "", keys=("train_accuracy", "v
     ax.set_ylabel("accuracy")
 
 
-def set_ylim(ax, low: float, high: float, *series) -> str:
-    """Set the y-range; return a note saying how many plotted points fall outside it ('' when none)."""
+def fit_ylim(ax, course: tuple[float, float], *series, limits: tuple = (None, None), share: float = 0.95,
+             panel: str = "") -> dict:
+    """Set the y-range and say which it is: {"range", "source", "outside", "points", "note"}.
+
+    The course's range when it shows at least `share` of the plotted values (the figures then look like the
+    course's); otherwise one fitted to them: the 1st to 99th percentile with a tenth of that span either side
+    (robust to the first checks' spike), within `limits` (0 for a loss, 1 for an accuracy). `note` is for the
+    caption: what the axis shows, why, and how many values it leaves out ('' when it is the course's, whole).
+    """
+    values = np.concatenate([np.asarray(s, dtype=float).ravel() for s in series]) if series else np.zeros(1)
+    values = values[np.isfinite(values)]
+    low, high = course
+    course_outside = int(np.sum((values < low) | (values > high)))
+    source = "course" if values.size and course_outside <= (1 - share) * values.size else "data"
+    if source == "data":
+        lo, hi = np.percentile(values, [1, 99])
+        span = hi - lo or max(abs(hi), 1e-3) * 0.1
+        low, high = lo - span / 10, hi + span / 10
+        low = low if limits[0] is None else max(low, limits[0])
+        high = high if limits[1] is None else min(high, limits[1])
     ax.set_ylim(low, high)
-    values = np.concatenate([np.asarray(s, dtype=float).ravel() for s in series]) if series else np.array([])
     outside = int(np.sum((values < low) | (values > high)))
-    if not outside:
-        return ""
-    return f"The y-axis shows [{low:g}, {high:g}]; {outside} of {values.size} plotted values lie outside it."
+    prefix = f"{panel}: " if panel else ""
+    if source == "course":
+        note = (f"{prefix}the y-axis shows the course's range [{low:g}, {high:g}]; {outside} of {values.size} plotted "
+                "values lie outside it." if outside else "")
+    else:
+        note = (f"{prefix}the y-axis shows [{low:.3g}, {high:.3g}], fitted to the data: the course's range "
+                f"[{course[0]:g}, {course[1]:g}] would leave out {course_outside} of {values.size} plotted values"
+                + (f"; {outside} lie outside the fitted range (the first checks)." if outside else "."))
+    note = note[:1].upper() + note[1:]
+    return {"range": [float(low), float(high)], "source": source, "outside": outside, "points": int(values.size),
+            "note": note}
 
 
 def plot_weight_images(fig, weights: dict[str, np.ndarray], columns: int = 5, class_names=None) -> None:
