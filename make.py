@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -241,6 +242,9 @@ def relaunch(argv: list[str], variables: dict[str, str]) -> int:
 
 
 def main(argv: list[str]) -> int:
+    # Ctrl-C interrupts the build even when a shell started it in the background with SIGINT ignored (a
+    # non-interactive `make report &`); the steps it runs inherit the default again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.version_info < MIN_PYTHON:
         say(f"error: this build needs Python >= 3.11; {sys.executable} is {sys.version.split()[0]}. Run it with a "
             "newer one (make report PYTHON=python3.12, or py -3.12 make.py report on Windows).")

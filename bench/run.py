@@ -125,7 +125,10 @@ def floor(name: str, out: dict, num_train: int, num_val: int, outputs: int, cfg)
 
 def copy_project(dest: Path) -> None:
     """The repository's sources (git's list, else the tree without generated folders) into `dest`."""
-    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    try:
+        listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:  # no git on PATH
+        listed = subprocess.CompletedProcess([], 1, "", "")
     names = listed.stdout.split() if listed.returncode == 0 else [
         p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*") if p.is_file()
         and not {".git", ".venv", "build", "data"} & set(p.relative_to(ROOT).parts)]
