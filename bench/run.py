@@ -71,7 +71,7 @@ def compare(name: str, make_model, raw, cfg, shuffle: bool, repeats: int) -> dic
     steps = result.num_steps
     ref_val_acc = list(val_history["accuracy"].values())[-1]
     out = {"project": project, "reference": reference, "ratio": project / reference, "steps": steps,
-           "checks": len(result.history["check_steps"]), "val_acc": result.final["val_accuracy"],
+           "checks": len(result.history["check_steps"]), "val_acc": result.history["val_accuracy"][-1],
            "ref_val_acc": ref_val_acc}
     print(f"\n{name}: {steps} steps, {out['checks']} checks, dtype {cfg.dtype} (reference float64), "
           f"{repeats} runs each, alternating")
