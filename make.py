@@ -157,9 +157,13 @@ def ensure_venv() -> Path:
             have = json.loads(stamp.read_text())
         except (OSError, ValueError):
             have = None
-        if have == want and venv_python().exists():
+        missing = _missing_modules(venv_python()) if have == want and venv_python().exists() else None
+        if missing == []:
             return venv_python()
-        if have and have.get("python") != want["python"]:
+        force = bool(missing)
+        if missing:
+            say(f"repairing .venv: {', '.join(missing)} missing (deleted or damaged); reinstalling the lock")
+        elif have and have.get("python") != want["python"]:
             say(f"rebuilding .venv: it was made by Python {have.get('python')}, this is Python {want['python']} "
                 f"({sys.executable})")
             shutil.rmtree(VENV)
@@ -180,15 +184,37 @@ def ensure_venv() -> Path:
                                  "python3-venv; or run make.py with another Python >= 3.11") from None
         stamp.unlink(missing_ok=True)
         say(f"installing the locked packages into .venv (requirements.lock, {_count_pins(LOCK_FILE)} packages)")
-        proc = subprocess.run([str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                               "--require-hashes", "--no-deps", "-r", str(LOCK_FILE)],
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        if proc.returncode:
-            say(proc.stdout[-3000:] + proc.stderr[-3000:])
-            raise BuildError("installing requirements.lock into .venv failed (pip's words above); the next run "
-                             "tries again, or remove .venv to start afresh")
+        _pip_install(force)
+        if _missing_modules(venv_python()) and not force:  # pip kept a package that an interrupted install broke
+            say("repairing .venv: some packages did not import after the install; reinstalling the lock")
+            _pip_install(force=True)
+        if _missing_modules(venv_python()):
+            raise BuildError(f"{VENV} is still missing {', '.join(_missing_modules(venv_python()) or ['packages'])} "
+                             "after a fresh install: remove .venv and run again")
         stamp.write_text(json.dumps(want))
     return venv_python()
+
+
+def _pip_install(force: bool) -> None:
+    """Install the hashed lock into .venv (every package again with `force`)."""
+    proc = subprocess.run([str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                           "--require-hashes", "--no-deps", *(["--force-reinstall"] if force else []),
+                           "-r", str(LOCK_FILE)], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if proc.returncode:
+        say(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise BuildError("installing requirements.lock into .venv failed (pip's words above); the next run tries "
+                         "again, or remove .venv to start afresh")
+
+
+def _missing_modules(python: Path) -> list[str] | None:
+    """The modules of REQUIRED_MODULES that `python` cannot find ([] when all are there); None if it does not run."""
+    code = "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+    try:
+        proc = subprocess.run([str(python), "-c", code, *REQUIRED_MODULES], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.split() if proc.returncode == 0 else None
 
 
 def _runs(python: Path) -> bool:
@@ -218,7 +244,8 @@ def check_interpreter(python: str) -> None:
         raise BuildError(f"PY={python} does not run: {exc}") from None
     if proc.returncode:
         missing = proc.stdout.strip()
-        raise BuildError(f"PY={python} " + (f"lacks {missing}: {python} -m pip install -r requirements.txt"
+        raise BuildError(f"PY={python} " + (f"lacks {missing}: install requirements.txt into that environment "
+                                            "(conda: environment.yml), or leave PY unset to use .venv"
                                             if missing else "is older than Python 3.11"))
 
 
@@ -246,8 +273,9 @@ def main(argv: list[str]) -> int:
     # non-interactive `make report &`); the steps it runs inherit the default again.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.version_info < MIN_PYTHON:
+        target = argv[0] if argv and "=" not in argv[0] else "report"
         say(f"error: this build needs Python >= 3.11; {sys.executable} is {sys.version.split()[0]}. Run it with a "
-            "newer one (make report PYTHON=python3.12, or py -3.12 make.py report on Windows).")
+            f"newer one (make {target} PYTHON=python3.12, or py -3.12 make.py {target} on Windows).")
         return 2
     try:
         targets, variables = parse_args(argv)

@@ -481,7 +481,7 @@ def step_html(build: Build, executed: Path) -> None:
     import pypandoc
 
     work = staging_dir(build, "html")
-    code, output = run_command(python("-m", "jupyter", "nbconvert", "--to", "markdown", "--no-input",
+    code, output = run_command(python("-m", "nbconvert", "--to", "markdown", "--no-input",
                                       "--output-dir", str(work), "--output", "report", str(executed)))
     if code:
         raise BuildError(f"nbconvert could not write the Markdown:\n{output[-3000:]}")
@@ -564,7 +564,7 @@ def print_params(build: Build) -> None:
 
     for task, values in build.params.items():
         changed = {k: v for k, v in values.items() if v != TASK_CONFIGS[task]().as_dict()[k]}
-        print(f"{task}: " + (", ".join(f"{k}={v!r}" for k, v in changed.items()) or "the course's defaults"))
+        print(f"{task}: " + (", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items()) or "the course's defaults"))
 
 
 def target_report(build: Build) -> None:
@@ -690,7 +690,7 @@ TARGETS = {
                                              "requirements.lock")),
     "bench": lambda build: passthrough(python(str(ROOT / "bench" / "run.py"),
                                               *shlex.split(build.variables["BENCH_ARGS"]))),
-    "lab": lambda build: passthrough(python("-m", "jupyter", "lab")),
+    "lab": lambda build: passthrough(python("-m", "jupyterlab")),
 }
 
 
