@@ -249,6 +249,7 @@ def step_task(build: Build, task: str) -> list[str]:
 
 def step_figures(build: Build) -> dict[str, str]:
     """The three task notebooks (Task 2 beside Tasks 3 then 4); {task: results key}."""
+    STOP.clear()  # a failure of an earlier build in this process (make watch) stopped its commands
     step_data(build)
     with ThreadPoolExecutor(max_workers=1) as side:
         task2 = side.submit(step_task, build, "task2")
@@ -706,5 +707,6 @@ def run(targets: list[str], variables: dict[str, str]) -> int:
         return 130
     except OSError as exc:
         where = exc.filename or "a file"
-        raise BuildError(f"could not write {where}: {exc.strerror or exc}; the last good outputs are kept") from None
+        raise BuildError(f"could not read or write {where}: {exc.strerror or exc}; the last good outputs are kept"
+                         ) from None
     return 0
