@@ -43,7 +43,7 @@ TARGETS = {
     "check-report": "check the PDF against its results: every heading and figure, no figure hiding over 5% of its data",
     "lint": "ruff on the modules, tests and notebooks; notebooks must carry no outputs",
     "lock": "refresh requirements.lock from requirements.txt (uv pip compile --universal --generate-hashes)",
-    "bench": "benchmark the trainer against a course-style reference, and time the build's stages",
+    "bench": "the trainer against a course-style reference; a full retrain, a touch and a prose edit timed",
     "lab": "JupyterLab on the project's environment",
     "clean": "remove build outputs (keeps .venv, data/ and the last PDFs)",
     "distclean": "also remove .venv, the data caches and the PDFs",
@@ -92,7 +92,7 @@ def parse_args(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 def print_help() -> None:
     print("python make.py <target> [NAME=value ...]   (or: make <target> NAME=value ...)\n")
     for name, text in TARGETS.items():
-        print(f"  {name:10} {text}")
+        print(f"  {name:12} {text}")
     print("\nVariables:")
     for name, (default, text) in VARIABLES.items():
         print(f"  {name:12} {text}" + (f" [{default}]" if default else ""))
