@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -29,6 +30,8 @@ MIN_PAGES = 5
 LATEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic"
 LATEX_STYLES = ("eurosym.sty", "ulem.sty", "adjustbox.sty")
 NONE_COUNTER = "\\makeatletter\\@ifundefined{c@none}{\\newcounter{none}}{}\\makeatother\n"
+FIGURE_THEN_CAPTION = re.compile(r"(\\begin\{center\}\s*\\adjustimage\{[^\n]*\n\s*\\end\{center\}\s*"
+                                 r"\{ \\hspace\*\{\\fill\} \\\\\}\s*\n)(\s*\\textbf\{Figure \d+\.\}.*?)(\n\s*\n)", re.S)
 STOP = threading.Event()  # set at an interrupt: every running command is stopped
 
 
@@ -408,6 +411,9 @@ def latex_pdf(executed: Path, work: Path) -> Path:
     # pandoc >= 3.8.2 (the wheel's) writes \def\LTcaptype{none} for tables without a caption, and nbconvert's
     # template does not define that counter (jupyter/nbconvert#2243): define it when missing.
     body = body.replace("\\begin{document}", NONE_COUNTER + "\\begin{document}", 1)
+    # a figure and its caption (the paragraph after its image) on one page: one unbreakable box
+    body = FIGURE_THEN_CAPTION.sub(lambda m: "\\par\\noindent\\begin{minipage}{\\linewidth}\n" + m[1] + m[2]
+                                   + "\n\\end{minipage}\\par" + m[3], body)
     (work / "report.tex").write_text(body, encoding="utf-8")
     code, output = run_command(["xelatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=work)
     if code or not (work / "report.pdf").exists():
@@ -457,7 +463,8 @@ def step_pdf(build: Build, executed: Path) -> None:
     else:
         other = "PDF_ENGINE=latex for the LaTeX route" if latex_ready() else INSTALL_TEX
     state_path = build.dir / "pdf" / f"{build.pdf.name}.state.json"
-    key = sha256_json({"report": recorded_fingerprint(executed), "engine": engine})
+    key = sha256_json({"report": recorded_fingerprint(executed), "engine": engine,  # and the routes' code
+                       "routes": [file_sha256(ROOT / name) for name in ("pipeline.py", "typst_route.py")]})
     with contextlib.suppress(OSError, ValueError):
         state = json.loads(state_path.read_text())
         if state["key"] == key and build.pdf.exists() and file_sha256(build.pdf) == state["sha256"]:
