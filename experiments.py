@@ -226,9 +226,16 @@ SOFTMAX_RUN_FIELDS = ("dataset", "train_size", "batch_size", "dtype", "learning_
                       "early_stopping_patience", "shuffle_seed", "shuffle_order")
 
 
+def _run_settings(cfg: _Config) -> dict:
+    """What makes Task 3's run the same computation as Task 4's lambda = 0 run: the settings and the code."""
+    from results import modules_digest
+
+    return {**{f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}, "modules": modules_digest()}
+
+
 def save_softmax_run(path: str | Path, result: TrainResult, w: np.ndarray, cfg: _Config) -> None:
     """Task 3's run (weights, result, settings) to an .npz file, through a temporary file and a rename."""
-    meta = json.dumps({"settings": {f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}, "result": result.to_dict()})
+    meta = json.dumps({"settings": _run_settings(cfg), "result": result.to_dict()})
     buffer = io.BytesIO()
     np.savez(buffer, w=w, meta=np.array(meta))
     atomic_write(path, buffer.getvalue())
@@ -241,7 +248,7 @@ def load_softmax_run(path: str | Path, cfg: _Config) -> tuple[TrainResult, np.nd
             w, meta = saved["w"], json.loads(str(saved["meta"]))
     except (OSError, KeyError, ValueError):
         return None
-    if meta["settings"] != {f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}:
+    if meta["settings"] != json.loads(json.dumps(_run_settings(cfg))):  # other settings, or other code
         return None
     try:
         return TrainResult(**meta["result"]), w

@@ -16,7 +16,7 @@ SCHEMA_VERSION = 2
 RESULTS_DIR = Path("build/results")
 SOURCES_DIR = Path(__file__).resolve().parent
 # The modules the task notebooks' results depend on: a change in any of them changes every fingerprint.
-LIBRARY = ("utils.py", "trainer.py", "mnist.py", "experiments.py", "plots.py", "results.py", "fileio.py")
+LIBRARY = ("utils.py", "trainer.py", "fastpath.py", "mnist.py", "experiments.py", "plots.py", "results.py", "fileio.py")
 # Packages whose version can change a number or a figure.
 VERSIONED = ("numpy", "matplotlib")
 REMEDY = "`make report` (or `python make.py report`) runs it again"
@@ -62,6 +62,11 @@ def versions() -> dict:
     return {"python": "{}.{}".format(*sys.version_info[:2]), **{name: metadata.version(name) for name in VERSIONED}}
 
 
+def modules_digest(sources_dir: str | Path = SOURCES_DIR) -> str:
+    """SHA-256 of the modules in LIBRARY: changes when any of them does."""
+    return sha256_json({name: sha256_bytes((Path(sources_dir) / name).read_bytes()) for name in LIBRARY})
+
+
 def fingerprint(task: str, parameters: dict, sources_dir: str | Path = SOURCES_DIR) -> dict:
     """What makes a task's results what they are; its `key` changes when any part does.
 
@@ -75,7 +80,7 @@ def fingerprint(task: str, parameters: dict, sources_dir: str | Path = SOURCES_D
     parts = {
         "parameters": sha256_json(parameters),
         "notebook": notebook_code_digest(sources_dir / f"{task}.ipynb"),
-        "modules": sha256_json({name: sha256_bytes((sources_dir / name).read_bytes()) for name in LIBRARY}),
+        "modules": modules_digest(sources_dir),
         "data": data_digest(parameters.get("dataset", "mnist")),
         "versions": versions(),
     }

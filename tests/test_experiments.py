@@ -54,6 +54,19 @@ def test_task4_reuses_task3s_run_only_when_it_is_the_same_computation(tmp_path):
     assert load_softmax_run(tmp_path / "missing.npz", t4) is None
 
 
+def test_a_saved_run_of_other_code_is_not_reused(tmp_path, monkeypatch):
+    import results
+
+    t3 = Task3Config(**TINY)
+    out3 = run_task3(t3)
+    path = tmp_path / "task3_softmax.npz"
+    save_softmax_run(path, out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
+    t4 = Task4Config(**TINY, lambdas=(0.5,))
+    assert load_softmax_run(path, t4) is not None
+    monkeypatch.setattr(results, "modules_digest", lambda sources_dir=None: "trainer.py edited since")
+    assert load_softmax_run(path, t4) is None
+
+
 def test_the_course_order_is_what_its_batch_loader_draws_from_numpys_global_generator():
     """The course's task2.py seeds numpy's global generator with 0 and its batch_loader shuffles a fresh index list
     every epoch; RandomState(0) passed to batch_indices draws the same orders, with no global state."""
