@@ -30,7 +30,28 @@ function Para(p)
   end
 end
 
--- 2. Math. texmath reads \| as the relation "parallel" (Typst then sets ||w||^2 with the 2 above
+-- 2. A figure's caption (the paragraph after its image, starting with a bold "Figure N.") stays on the
+--    image's page: both go into one block that does not break.
+function Blocks(blocks)
+  local out = pandoc.List()
+  local i = 1
+  while i <= #blocks do
+    local b, nxt = blocks[i], blocks[i + 1]
+    if b.t == "RawBlock" and b.format == "typst" and b.text:find("^#align%(center, box") and nxt
+       and nxt.t == "Para" and nxt.content[1] and nxt.content[1].t == "Strong"
+       and pandoc.utils.stringify(nxt.content[1]):find("^Figure %d+%.") then
+      local caption = pandoc.write(pandoc.Pandoc({nxt}), "typst", pandoc.WriterOptions({wrap_text = "none"}))
+      out:insert(pandoc.RawBlock("typst", "#block(breakable: false)[\n" .. b.text .. "\n\n" .. caption .. "]"))
+      i = i + 2
+    else
+      out:insert(b)
+      i = i + 1
+    end
+  end
+  return out
+end
+
+-- 3. Math. texmath reads \| as the relation "parallel" (Typst then sets ||w||^2 with the 2 above
 --    the bar): \| ... \| becomes \lVert ... \rVert, i.e. lr(‖ w ‖). texmath writes |w| as \| w \|,
 --    which Typst spaces out: use lr(|w|). texmath drops \dfrac / \displaystyle: wrap such inline
 --    math in Typst's display().
