@@ -287,7 +287,7 @@ def report_fingerprints(build: Build, keys: dict[str, str]) -> dict[str, str]:
         "format": 2,  # of the executed report's build metadata (2: with the sources manifest)
         "code": [source for kind, source in cells if kind == "code"],
         "results": {task: read_results(build.dir / "results" / f"{task}.json")["content_sha256"] for task in keys},
-        "modules": {name: sha256_bytes((ROOT / name).read_bytes()) for name in LIBRARY},
+        "modules": {name: sha256_bytes((ROOT / name).read_bytes()) for name in (*LIBRARY, "prose.py")},
         "versions": versions(),
     })
     return {"code": code, "full": sha256_json({"code": code, "cells": cells})}
@@ -353,7 +353,8 @@ def source_manifest() -> dict[str, str]:
     """{file: SHA-256} of every source the report's numbers and prose come from."""
     from results import LIBRARY
 
-    return {name: file_sha256(ROOT / name) for name in ("report.ipynb", *(f"{t}.ipynb" for t in TASKS), *LIBRARY)}
+    return {name: file_sha256(ROOT / name)
+            for name in ("report.ipynb", *(f"{t}.ipynb" for t in TASKS), *LIBRARY, "prose.py")}
 
 
 def pandoc_env() -> dict:
