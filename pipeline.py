@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from make import BuildError, file_sha256, say
+
 ROOT = Path(__file__).resolve().parent
 TASKS = ("task2", "task3", "task4")
 HEADINGS = tuple(f"Task {n}{s}" for n, subs in ((1, "ab"), (2, "abcde"), (3, "abcd"), (4, "abcde")) for s in subs)
@@ -33,14 +35,6 @@ NONE_COUNTER = "\\makeatletter\\@ifundefined{c@none}{\\newcounter{none}}{}\\make
 FIGURE_THEN_CAPTION = re.compile(r"(\\begin\{center\}\s*\\adjustimage\{[^\n]*\n\s*\\end\{center\}\s*"
                                  r"\{ \\hspace\*\{\\fill\} \\\\\}\s*\n)(\s*\\textbf\{Figure \d+\.\}.*?)(\n\s*\n)", re.S)
 STOP = threading.Event()  # set at an interrupt: every running command is stopped
-
-
-class BuildError(RuntimeError):
-    """A step failed; the message says which and what to do. The previous outputs are kept."""
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -280,14 +274,14 @@ def report_fingerprints(build: Build, keys: dict[str, str]) -> dict[str, str]:
     code: the code cells, the results they read, the modules, the versions. An edit of the prose alone changes
     `full` but not `code`: the outputs of the last run are then reused and only the Markdown is new.
     """
-    from results import LIBRARY, read_results, sha256_bytes, sha256_json, versions
+    from results import REPORT_MODULES, read_results, sha256_bytes, sha256_json, versions
 
     cells = [(c["cell_type"], "".join(c["source"])) for c in json.loads((ROOT / "report.ipynb").read_text())["cells"]]
     code = sha256_json({
         "format": 2,  # of the executed report's build metadata (2: with the sources manifest)
         "code": [source for kind, source in cells if kind == "code"],
         "results": {task: read_results(build.dir / "results" / f"{task}.json")["content_sha256"] for task in keys},
-        "modules": {name: sha256_bytes((ROOT / name).read_bytes()) for name in (*LIBRARY, "prose.py")},
+        "modules": {name: sha256_bytes((ROOT / name).read_bytes()) for name in REPORT_MODULES},
         "versions": versions(),
     })
     return {"code": code, "full": sha256_json({"code": code, "cells": cells})}
@@ -299,10 +293,6 @@ def recorded(notebook: Path) -> dict:
         return json.loads(notebook.read_text())["metadata"]["build"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-
-
-def recorded_fingerprint(notebook: Path) -> str | None:
-    return recorded(notebook).get("fingerprint")
 
 
 def with_new_prose(executed: dict, source: dict) -> dict:
@@ -351,10 +341,10 @@ def step_report(build: Build, keys: dict[str, str]) -> Path:
 
 def source_manifest() -> dict[str, str]:
     """{file: SHA-256} of every source the report's numbers and prose come from."""
-    from results import LIBRARY
+    from results import REPORT_MODULES
 
-    return {name: file_sha256(ROOT / name)
-            for name in ("report.ipynb", *(f"{t}.ipynb" for t in TASKS), *LIBRARY, "prose.py")}
+    names = ("report.ipynb", *(f"{t}.ipynb" for t in TASKS), *REPORT_MODULES)
+    return {name: file_sha256(ROOT / name) for name in names}
 
 
 def pandoc_env() -> dict:
@@ -397,19 +387,25 @@ def choose_engine(build: Build) -> str:
     return "typst"
 
 
+def export(executed: Path, work: Path, exporter) -> str:
+    """The executed report through an nbconvert exporter (typst_route.export_notebook); BuildError if it fails."""
+    from typst_route import export_notebook
+
+    try:
+        return export_notebook(executed, work, exporter)
+    except OSError:
+        raise
+    except Exception as exc:  # nbconvert's and pandoc's errors have no common base class
+        raise BuildError(f"nbconvert could not convert the report: {type(exc).__name__}: {exc}") from None
+
+
 def latex_pdf(executed: Path, work: Path) -> Path:
     """nbconvert's LaTeX (inputs hidden; in this process: no second start-up), then one xelatex pass."""
     from nbconvert import LatexExporter
 
     os.environ.update(PATH=pandoc_env()["PATH"])  # nbconvert calls `pandoc` for each Markdown cell
-    exporter = LatexExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    try:
-        body, resources = exporter.from_filename(str(executed), resources={"output_files_dir": "report_files"})
-    except Exception as exc:  # nbconvert's and pandoc's errors have no common base class
-        raise BuildError(f"nbconvert could not write the LaTeX: {type(exc).__name__}: {exc}") from None
-    for name, data in resources.get("outputs", {}).items():
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        (work / name).write_bytes(data)
+    body = export(executed, work, LatexExporter(exclude_input=True, exclude_input_prompt=True,
+                                                exclude_output_prompt=True))
     # pandoc >= 3.8.2 (the wheel's) writes \def\LTcaptype{none} for tables without a caption, and nbconvert's
     # template does not define that counter (jupyter/nbconvert#2243): define it when missing.
     body = body.replace("\\begin{document}", NONE_COUNTER + "\\begin{document}", 1)
@@ -465,7 +461,7 @@ def step_pdf(build: Build, executed: Path) -> None:
     else:
         other = "PDF_ENGINE=latex for the LaTeX route" if latex_ready() else INSTALL_TEX
     state_path = build.dir / "pdf" / f"{build.pdf.name}.state.json"
-    key = sha256_json({"report": recorded_fingerprint(executed), "engine": engine,  # and the routes' code
+    key = sha256_json({"report": recorded(executed).get("fingerprint"), "engine": engine,  # and the routes' code
                        "routes": [file_sha256(ROOT / name) for name in ("pipeline.py", "typst_route.py")]})
     with contextlib.suppress(OSError, ValueError):
         state = json.loads(state_path.read_text())
@@ -489,24 +485,16 @@ def step_pdf(build: Build, executed: Path) -> None:
 
 def step_html(build: Build, executed: Path) -> None:
     import pypandoc
+    from nbconvert import MarkdownExporter
 
     work = staging_dir(build, "html")
-    code, output = run_command(python("-m", "nbconvert", "--to", "markdown", "--no-input",
-                                      "--output-dir", str(work), "--output", "report", str(executed)))
-    if code:
-        raise BuildError(f"nbconvert could not write the Markdown:\n{output[-3000:]}")
+    (work / "report.md").write_text(export(executed, work, MarkdownExporter(exclude_input=True)), encoding="utf-8")
     title = json.loads(executed.read_text())["metadata"].get("title", "Report")
     code, output = run_command([pypandoc.get_pandoc_path(), "report.md", "--standalone", "--embed-resources",
                                 "--mathml", "--metadata", f"title={title}", "-o", "report.html"], cwd=work)
     if code:
         raise BuildError(f"pandoc could not write the HTML:\n{output[-3000:]}")
     publish(work / "report.html", build.html)
-
-
-def file_sha256(path: Path) -> str:
-    from results import sha256_bytes
-
-    return sha256_bytes(path.read_bytes())
 
 
 # ---------------------------------------------------------------- hand-in

@@ -17,6 +17,8 @@ RESULTS_DIR = Path("build/results")
 SOURCES_DIR = Path(__file__).resolve().parent
 # The modules the task notebooks' results depend on: a change in any of them changes every fingerprint.
 LIBRARY = ("utils.py", "trainer.py", "fastpath.py", "mnist.py", "experiments.py", "plots.py", "results.py", "fileio.py")
+# What the report's own code is: the modules and prose.py, its words.
+REPORT_MODULES = (*LIBRARY, "prose.py")
 # Packages whose version can change a number or a figure.
 VERSIONED = ("numpy", "matplotlib")
 REMEDY = "`make report` (or `python make.py report`) runs it again"

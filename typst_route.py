@@ -69,6 +69,16 @@ end
 """
 
 
+def export_notebook(executed_ipynb: Path, folder: Path, exporter) -> str:
+    """The executed notebook through an nbconvert `exporter`: its body, with the images written to folder/images."""
+    body, resources = exporter.from_filename(str(executed_ipynb),
+                                             resources={"output_files_dir": "images", "unique_key": "out"})
+    for name, data in resources.get("outputs", {}).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return body
+
+
 def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str | None = None) -> None:
     executed_ipynb, out_pdf = Path(executed_ipynb).resolve(), Path(out_pdf).resolve()
     if not title:
@@ -79,11 +89,7 @@ def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str | None
     with tempfile.TemporaryDirectory(prefix="nb to typst ") as tmp:
         tmp = Path(tmp)
         # 1. Markdown with input cells hidden; outputs (PNGs) go to tmp/images/out_<cell>_<n>.png.
-        body, resources = MarkdownExporter(exclude_input=True).from_filename(
-            str(executed_ipynb), resources={"output_files_dir": "images", "unique_key": "out"})
-        for name, data in resources.get("outputs", {}).items():
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / name).write_bytes(data)
+        body = export_notebook(executed_ipynb, tmp, MarkdownExporter(exclude_input=True))
         (tmp / "report.md").write_text(body, encoding="utf-8")
         (tmp / "filter.lua").write_text(LUA_FILTER, encoding="utf-8")
         # 2. pandoc -> Typst with its default template (US letter, 1.25in margins, 11pt, Typst's
