@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -185,6 +186,7 @@ def ensure_venv() -> Path:
         stamp.unlink(missing_ok=True)
         say(f"installing the locked packages into .venv (requirements.lock, {_count_pins(LOCK_FILE)} packages)")
         _pip_install(force)
+        _remove_unlocked()
         if _missing_modules(venv_python()) and not force:  # pip kept a package that an interrupted install broke
             say("repairing .venv: some packages did not import after the install; reinstalling the lock")
             _pip_install(force=True)
@@ -204,6 +206,27 @@ def _pip_install(force: bool) -> None:
         say(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise BuildError("installing requirements.lock into .venv failed (pip's words above); the next run tries "
                          "again, or remove .venv to start afresh")
+
+
+KEPT_UNLOCKED = {"pip", "setuptools", "wheel"}  # venv's own
+
+
+def _remove_unlocked() -> None:
+    """Uninstall what .venv holds beyond the lock (what an older lock pinned): .venv is exactly the lock."""
+    code = "import importlib.metadata as m; print('\\n'.join(d.metadata['Name'] for d in m.distributions()))"
+    listed = subprocess.run([str(venv_python()), "-c", code], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    locked = {_normalize(line.split("==")[0]) for line in LOCK_FILE.read_text().splitlines()
+              if "==" in line and not line.startswith((" ", "#"))}
+    extra = sorted({_normalize(n) for n in listed.stdout.split()} - locked - KEPT_UNLOCKED)
+    if listed.returncode == 0 and extra:
+        say(f"removing from .venv what requirements.lock no longer pins: {', '.join(extra)}")
+        subprocess.run([str(venv_python()), "-m", "pip", "uninstall", "--disable-pip-version-check", "-y", "-q",
+                        *extra], stdin=subprocess.DEVNULL, capture_output=True)
+
+
+def _normalize(name: str) -> str:
+    """A distribution name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _missing_modules(python: Path) -> list[str] | None:

@@ -399,13 +399,51 @@ def export(executed: Path, work: Path, exporter) -> str:
         raise BuildError(f"nbconvert could not convert the report: {type(exc).__name__}: {exc}") from None
 
 
+CELL_BREAK = "%% tdt4265: the next Markdown piece"
+
+
+def markdown_as_latex(book: dict) -> dict:
+    """The notebook with its Markdown (cells and display outputs) turned into LaTeX by one pandoc run.
+
+    nbconvert's LaTeX template would run pandoc twice per Markdown cell and once per Markdown output (about 80
+    processes, over a second); here the pieces go through one pandoc, between raw-LaTeX markers, with the
+    template's reader (markdown+tex_math_double_backslash), and come back as raw LaTeX cells and text/latex
+    outputs, which the template prints as they are.
+    """
+    import pypandoc
+    from nbconvert.filters import citation2latex
+
+    book = json.loads(json.dumps(book))
+    pieces = []  # (the dict holding the piece, its key)
+    for cell in book["cells"]:
+        if cell["cell_type"] == "markdown":
+            cell.update(cell_type="raw", metadata={**cell["metadata"], "raw_mimetype": "text/latex"})
+            cell.pop("attachments", None)
+            pieces.append((cell, "source"))
+        for output in cell.get("outputs", ()):
+            if "text/markdown" in output.get("data", {}):
+                output["data"]["text/latex"] = output["data"].pop("text/markdown")
+                pieces.append((output["data"], "text/latex"))
+    sources = ["".join(holder[key]) for holder, key in pieces]
+    joined = "".join(f"{citation2latex(text)}\n\n```{{=latex}}\n{CELL_BREAK}\n```\n\n" for text in sources)
+    latex = pypandoc.convert_text(joined, "latex", format="markdown+tex_math_double_backslash")
+    parts = latex.split(CELL_BREAK)
+    if len(parts) != len(pieces) + 1:
+        raise BuildError(f"pandoc returned {len(parts) - 1} Markdown pieces of the report's {len(pieces)}")
+    for (holder, key), part in zip(pieces, parts):  # a cell as a paragraph of its own, as the template sets it
+        holder[key] = part.strip("\n") if key == "text/latex" else f"\n    {part.strip()}\n"
+    return book
+
+
 def latex_pdf(executed: Path, work: Path) -> Path:
     """nbconvert's LaTeX (inputs hidden; in this process: no second start-up), then one xelatex pass."""
     from nbconvert import LatexExporter
 
-    os.environ.update(PATH=pandoc_env()["PATH"])  # nbconvert calls `pandoc` for each Markdown cell
-    body = export(executed, work, LatexExporter(exclude_input=True, exclude_input_prompt=True,
-                                                exclude_output_prompt=True))
+    os.environ.update(PATH=pandoc_env()["PATH"])  # for any pandoc nbconvert would still start
+    book = markdown_as_latex(json.loads(executed.read_text()))
+    (work / "report.ipynb").write_text(json.dumps(book))
+    body = export(work / "report.ipynb", work, LatexExporter(exclude_input=True, exclude_input_prompt=True,
+                                                             exclude_output_prompt=True))
     # pandoc >= 3.8.2 (the wheel's) writes \def\LTcaptype{none} for tables without a caption, and nbconvert's
     # template does not define that counter (jupyter/nbconvert#2243): define it when missing.
     body = body.replace("\\begin{document}", NONE_COUNTER + "\\begin{document}", 1)
@@ -413,7 +451,9 @@ def latex_pdf(executed: Path, work: Path) -> Path:
     body = FIGURE_THEN_CAPTION.sub(lambda m: "\\par\\noindent\\begin{minipage}{\\linewidth}\n" + m[1] + m[2]
                                    + "\n\\end{minipage}\\par" + m[3], body)
     (work / "report.tex").write_text(body, encoding="utf-8")
-    code, output = run_command(["xelatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=work)
+    # xdvipdfmx recompresses each PNG figure at zlib level 9 by default: level 6 takes a second less, for 3% more bytes
+    code, output = run_command(["xelatex", "-output-driver=xdvipdfmx -z 6", "-interaction=nonstopmode",
+                                "-halt-on-error", "report.tex"], cwd=work)
     if code or not (work / "report.pdf").exists():
         log = (work / "report.log").read_text(errors="replace") if (work / "report.log").exists() else output
         errors = [line for line in log.splitlines() if line.startswith("!")] or log.splitlines()[-20:]
@@ -669,6 +709,10 @@ def passthrough(command: list[str]) -> None:
         raise SystemExit(code)
 
 
+# rfc3987-syntax (jsonschema's optional "iri" checker, pulled in by jupyter-events) builds a parser when imported:
+# 1-1.5 s in every process that imports nbformat, so in each notebook run and PDF (python-jsonschema/jsonschema#1428).
+UNLOCKED = ("--no-emit-package", "rfc3987-syntax", "--no-emit-package", "lark")
+
 TARGETS = {
     "setup": lambda build: print(f"setup: {sys.executable} has the locked packages"),
     "params": print_params,
@@ -685,7 +729,7 @@ TARGETS = {
                            passthrough(python(str(ROOT / "scripts" / "check_notebooks.py")))),
     "lock": lambda build: passthrough(python("-m", "uv", "pip", "compile", "--universal", "--generate-hashes",
                                              "--python-version", "3.11", "-q", "requirements.txt", "-o",
-                                             "requirements.lock")),
+                                             "requirements.lock", *UNLOCKED)),
     "bench": lambda build: passthrough(python(str(ROOT / "bench" / "run.py"),
                                               *shlex.split(build.variables["BENCH_ARGS"]))),
     "lab": lambda build: passthrough(python("-m", "jupyterlab")),
