@@ -10,6 +10,8 @@ import dataclasses
 import io
 import json
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,8 +243,20 @@ def save_softmax_run(path: str | Path, result: TrainResult, w: np.ndarray, cfg: 
     atomic_write(path, buffer.getvalue())
 
 
-def load_softmax_run(path: str | Path, cfg: _Config) -> tuple[TrainResult, np.ndarray] | None:
-    """Task 3's saved run if it exists and its settings equal cfg's (so it is Task 4's lambda = 0 run), else None."""
+def load_softmax_run(path: str | Path, cfg: _Config, pending: str | Path | None = None,
+                     poll_seconds: float = 0.1) -> tuple[TrainResult, np.ndarray] | None:
+    """Task 3's saved run if it exists and its settings equal cfg's (so it is Task 4's lambda = 0 run), else None.
+
+    While the file `pending` exists (a build is still running Task 3 beside this one), waits for the run.
+    """
+    run = _load_softmax_run(path, cfg)
+    while run is None and pending and Path(pending).exists():
+        time.sleep(poll_seconds)
+        run = _load_softmax_run(path, cfg)
+    return run if run is not None else _load_softmax_run(path, cfg)  # it may have come just before `pending` went
+
+
+def _load_softmax_run(path: str | Path, cfg: _Config) -> tuple[TrainResult, np.ndarray] | None:
     try:
         with np.load(path, allow_pickle=False) as saved:
             w, meta = saved["w"], json.loads(str(saved["meta"]))
@@ -257,10 +271,11 @@ def load_softmax_run(path: str | Path, cfg: _Config) -> tuple[TrainResult, np.nd
 
 
 def run_task4(cfg: Task4Config, progress: bool = False,
-              lambda0_run: tuple[TrainResult, np.ndarray] | None = None) -> dict:
+              lambda0_run: Callable[[], tuple[TrainResult, np.ndarray] | None] | None = None) -> dict:
     """4a gradient check with L2; one softmax run per lambda (and lambda = 0), reused by 4b, 4c and 4e.
 
-    `lambda0_run` (from `load_softmax_run`: Task 3's run with the same settings) replaces training lambda = 0.
+    `lambda0_run` is called when lambda = 0's turn comes, last: a run it returns (`load_softmax_run`: Task 3's run
+    with the same settings, which a build may still be making) replaces training lambda = 0.
     """
     X_raw, _, data = _softmax_data(cfg)
     n = cfg.gradient_check_examples
@@ -268,11 +283,14 @@ def run_task4(cfg: Task4Config, progress: bool = False,
                             cfg.gradient_check_seed)
     runs: dict[str, TrainResult] = {}
     weights: dict[str, np.ndarray] = {}
-    if lambda0_run is not None:
-        runs["0.0"], weights["0.0"] = lambda0_run
+    reused = False
     for lam in sorted({0.0, *map(float, cfg.lambdas), *map(float, cfg.weight_image_lambdas)}, reverse=True):
-        if repr(lam) in runs:
-            continue
+        if lam == 0.0 and lambda0_run is not None:
+            saved = lambda0_run()
+            if saved is not None:
+                runs["0.0"], weights["0.0"] = saved
+                reused = True
+                continue
         model = SoftmaxModel(l2_reg_lambda=lam, dtype=cfg.dtype)
         runs[repr(lam)] = train(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
                                 num_epochs=cfg.num_epochs, shuffle=True, rng=shuffle_rng(cfg),
@@ -282,7 +300,7 @@ def run_task4(cfg: Task4Config, progress: bool = False,
     max_abs = {key: float(np.max(np.abs(w[:-1]))) for key, w in weights.items()}  # pixel weights, bias row excluded
     runs = {key: runs[key] for key in sorted(runs, key=float, reverse=True)}
     return {"gradient_check": check, "runs": runs, "weights": weights, "squared_norms": norms,
-            "max_abs_pixel_weight": max_abs, "data": _sizes(data), "lambda0_from_task3": lambda0_run is not None}
+            "max_abs_pixel_weight": max_abs, "data": _sizes(data), "lambda0_from_task3": reused}
 
 
 def _sizes(data) -> dict:

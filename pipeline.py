@@ -212,22 +212,25 @@ def step_data(build: Build) -> None:
 # ---------------------------------------------------------------- the task notebooks
 
 
-def step_task(build: Build, task: str) -> list[str]:
-    """Run `task`.ipynb unless its results file already has this build's fingerprint; lines to print."""
-    from results import ResultsError, fingerprint, load_results, read_results
+def stale_reason(build: Build, task: str) -> str | None:
+    """Why `task`'s results must be made again; None when they already carry this build's fingerprint."""
+    from results import ResultsError, fingerprint, load_results
+
+    try:
+        load_results(task, results_dir=build.dir / "results", expected_key=fingerprint(task, build.params[task])["key"])
+        return None
+    except ResultsError as exc:
+        return str(exc).split(": ")[0] if "missing" not in str(exc) else "no results yet"
+
+
+def step_task(build: Build, task: str, reason: str, extra: dict | None = None) -> list[str]:
+    """Run `task`.ipynb (with `extra` run parameters) into the build; lines to print."""
+    from results import ResultsError, fingerprint, read_results
 
     expected = fingerprint(task, build.params[task])
-    results = build.dir / "results"
-    try:
-        load_results(task, results_dir=results, expected_key=expected["key"])
-        return []
-    except ResultsError as exc:
-        reason = str(exc).split(": ")[0] if "missing" not in str(exc) else "no results yet"
     started = time.monotonic()
     staging = staging_dir(build, task)
-    parameters = {**build.params[task], "progress": False, "out_dir": str(staging), "task3_dir": str(build.dir)}
-    if task != "task4":
-        del parameters["task3_dir"]
+    parameters = {**build.params[task], "progress": False, "out_dir": str(staging), **(extra or {})}
     run_notebook(ROOT / f"{task}.ipynb", staging / "notebooks" / f"{task}.ipynb", parameters)
     try:
         record = read_results(staging / "results" / f"{task}.json")
@@ -239,26 +242,44 @@ def step_task(build: Build, task: str) -> list[str]:
         for path in sorted((staging / folder).glob("*")) if (staging / folder).exists() else ():
             if not path.name.startswith("."):
                 publish(path, build.dir / folder / path.name)
-    publish(staging / "results" / f"{task}.json", results / f"{task}.json")
+    publish(staging / "results" / f"{task}.json", build.dir / "results" / f"{task}.json")
     shutil.rmtree(staging, ignore_errors=True)
     return [f"{task}.ipynb ran ({reason})", f"==> {task + '.ipynb':24} {time.monotonic() - started:.1f} s"]
 
 
 def step_figures(build: Build) -> dict[str, str]:
-    """The three task notebooks: Task 2 beside Task 3 and then Task 4, which reuses Task 3's run as its lambda = 0
-    run (all three at once measured no faster on two cores: Task 4 then trains that run again); {task: key}."""
+    """The task notebooks whose results are stale, all at once; {task: key}.
+
+    Task 4 reuses Task 3's run as its lambda = 0 run: it trains its other lambdas meanwhile, and waits for that
+    run at the end while the file `task3.running` says Task 3 is still running.
+    """
+    from concurrent.futures import as_completed
+
     STOP.clear()  # a failure of an earlier build in this process (make watch) stopped its commands
     step_data(build)
-    with ThreadPoolExecutor(max_workers=1) as side:
-        task2 = side.submit(step_task, build, "task2")
+    stale = {task: reason for task in TASKS if (reason := stale_reason(build, task))}
+    pending = build.staging / "task3.running"
+    if "task3" in stale:
+        pending.parent.mkdir(parents=True, exist_ok=True)
+        pending.touch()
+
+    def task3() -> list[str]:
         try:
-            for task in ("task3", "task4"):
-                for line in step_task(build, task):
+            return step_task(build, "task3", stale["task3"])
+        finally:
+            pending.unlink(missing_ok=True)  # after its run is published (or it failed): Task 4 stops waiting
+
+    runs = {"task2": lambda: step_task(build, "task2", stale["task2"]), "task3": task3,
+            "task4": lambda: step_task(build, "task4", stale["task4"], {"task3_dir": str(build.dir),
+                                                                         "task3_pending": str(pending)})}
+    with ThreadPoolExecutor(max_workers=len(TASKS)) as pool:
+        futures = [pool.submit(runs[task]) for task in stale]
+        try:
+            for future in as_completed(futures):
+                for line in future.result():
                     say(line)
-            for line in task2.result():
-                say(line)
         except BaseException:
-            STOP.set()  # stop the notebook still running
+            STOP.set()  # stop the notebooks still running
             raise
     from results import read_results
 

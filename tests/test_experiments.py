@@ -44,7 +44,7 @@ def test_task4_reuses_task3s_run_only_when_it_is_the_same_computation(tmp_path):
     path = tmp_path / "task3_softmax.npz"
     save_softmax_run(path, out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
     t4 = Task4Config(**TINY, lambdas=(0.5,))
-    reused = run_task4(t4, lambda0_run=load_softmax_run(path, t4))
+    reused = run_task4(t4, lambda0_run=lambda: load_softmax_run(path, t4))
     trained = run_task4(t4)
     assert reused["lambda0_from_task3"] and not trained["lambda0_from_task3"]
     assert json.dumps(reused["runs"]["0.0"].to_dict()) == json.dumps(trained["runs"]["0.0"].to_dict())
@@ -52,6 +52,27 @@ def test_task4_reuses_task3s_run_only_when_it_is_the_same_computation(tmp_path):
     assert list(reused["runs"]) == list(trained["runs"]) == ["2.0", "0.5", "0.0"]  # 2.0: a weight image
     assert load_softmax_run(path, Task4Config(**{**TINY, "num_epochs": 3})) is None  # other settings
     assert load_softmax_run(tmp_path / "missing.npz", t4) is None
+
+
+def test_task4_waits_for_task3s_run_while_a_build_is_still_making_it(tmp_path):
+    import threading
+
+    t3 = Task3Config(**TINY)
+    out3 = run_task3(t3)
+    path, pending = tmp_path / "task3_softmax.npz", tmp_path / "task3.running"
+    pending.touch()
+
+    def task3_finishes():  # as the build does: the run is published, then the marker goes
+        save_softmax_run(path, out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
+        pending.unlink()
+
+    timer = threading.Timer(0.3, task3_finishes)
+    timer.start()
+    assert load_softmax_run(path, Task4Config(**TINY), pending=pending) is not None
+    timer.join()
+    pending.touch()
+    threading.Timer(0.2, pending.unlink).start()  # Task 3 failed: the wait ends with the marker, without a run
+    assert load_softmax_run(tmp_path / "never.npz", Task4Config(**TINY), pending=pending) is None
 
 
 def test_a_saved_run_of_other_code_is_not_reused(tmp_path, monkeypatch):

@@ -17,6 +17,8 @@ from utils import (
     confusion_matrix,
     cross_entropy_loss,
     gradient_check,
+    numerical_gradient,
+    objective_numerical_gradient,
     one_hot_encode,
     pre_process_images,
     sigmoid,
@@ -222,6 +224,24 @@ def test_softmax_gradient_matches_centred_differences(rng, l2, targets_as):
     labels = rng.integers(0, 10, 40)
     targets = labels if targets_as == "labels" else one_hot_encode(labels, 10)
     assert gradient_check(model, X, targets) <= 1e-6
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.5])
+@pytest.mark.parametrize("binary", [False, True])
+def test_the_batched_numerical_gradient_is_the_one_weight_at_a_time_one(rng, l2, binary, monkeypatch):
+    """objective_numerical_gradient moves the logits instead of the weights: the same centred differences."""
+    import utils
+
+    model = BinaryModel(l2, num_inputs=30) if binary else SoftmaxModel(l2, num_inputs=30, num_classes=7)
+    model.w = rng.normal(size=model.w.shape)
+    X = random_inputs(rng, 13, 30)
+    targets = rng.integers(0, 2, (13, 1)).astype(float) if binary else rng.integers(0, 7, 13)
+    one_at_a_time = numerical_gradient(lambda: model.objective(X, targets), model.w)
+    for chunk_elements in (2**20, 100):  # all 30 moved weights in one stack, or a few per stack
+        monkeypatch.setattr(utils, "NUMERICAL_STACK_ELEMENTS", chunk_elements)
+        np.testing.assert_allclose(objective_numerical_gradient(model, X, targets), one_at_a_time, rtol=0, atol=1e-9)
+    assert np.mean(model.example_losses(model.logits(X), targets)) == pytest.approx(model.loss(model.logits(X),
+                                                                                                 targets), rel=1e-15)
 
 
 def test_full_size_softmax_gradient_check(rng):
