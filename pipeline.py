@@ -8,6 +8,7 @@ checked. One build at a time per build folder (filelock).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -103,8 +104,16 @@ def build_lock(build: Build):
 
 def run_command(command: list[str], cwd: Path = ROOT, env: dict | None = None) -> tuple[int, str]:
     """(exit code, stdout + stderr) of `command`; stopped (SIGINT, then harder) at an interrupt."""
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    return finish_command(start_command(command, cwd, env))
+
+
+def start_command(command: list[str], cwd: Path = ROOT, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace")
+
+
+def finish_command(proc: subprocess.Popen) -> tuple[int, str]:
+    """(exit code, stdout + stderr) of a started command, once it ends; stopped at an interrupt."""
     chunks = []
     try:
         while True:
@@ -148,21 +157,41 @@ def publish(src: Path, dest: Path) -> None:
     os.replace(src, dest)
 
 
+class NotebookRun:
+    """scripts/run_notebook.py started now: its kernel starts at once, and it runs the notebook into `out` when
+    `run` gives it the parameters (the report's run is started while the task notebooks still run)."""
+
+    def __init__(self, source: Path, out: Path):
+        self.source, self.out = source, out
+        self.parameters_file = out.parent / f".{out.stem}.parameters.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.parameters_file.unlink(missing_ok=True)
+        self.proc = start_command(python(str(ROOT / "scripts" / "run_notebook.py"), str(source), str(out),
+                                         str(self.parameters_file)))
+
+    def run(self, parameters: dict) -> str:
+        """The notebook run with `parameters`; its output. BuildError showing the failing cell."""
+        from fileio import atomic_write
+
+        atomic_write(self.parameters_file, json.dumps(parameters).encode())
+        code, output = finish_command(self.proc)
+        output = "\n".join(line for line in output.splitlines() if "Kernel is running over TCP" not in line)
+        if code == 130:
+            raise KeyboardInterrupt
+        if code == 74:  # the runner could not write: one line naming the file
+            raise BuildError(f"{output.strip().splitlines()[-1]}; the last good outputs are kept")
+        if code:
+            raise BuildError(f"{self.source.name} failed:\n{output.strip()}")
+        return output
+
+    def cancel(self) -> None:
+        """Stop the runner (and its kernel) without running the notebook."""
+        _stop(self.proc)
+
+
 def run_notebook(source: Path, out: Path, parameters: dict) -> str:
     """Execute `source` into `out` with `parameters`; its output. BuildError showing the failing cell."""
-    params_file = out.parent / f".{out.stem}.parameters.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    params_file.write_text(json.dumps(parameters))
-    code, output = run_command(python(str(ROOT / "scripts" / "run_notebook.py"), str(source), str(out),
-                                      str(params_file)))
-    output = "\n".join(line for line in output.splitlines() if "Kernel is running over TCP" not in line)
-    if code == 130:
-        raise KeyboardInterrupt
-    if code == 74:  # the runner could not write: one line naming the file
-        raise BuildError(f"{output.strip().splitlines()[-1]}; the last good outputs are kept")
-    if code:
-        raise BuildError(f"{source.name} failed:\n{output.strip()}")
-    return output
+    return NotebookRun(source, out).run(parameters)
 
 
 def timed(label: str, started: float) -> None:
@@ -247,8 +276,13 @@ def step_task(build: Build, task: str, reason: str, extra: dict | None = None) -
     return [f"{task}.ipynb ran ({reason})", f"==> {task + '.ipynb':24} {time.monotonic() - started:.1f} s"]
 
 
-def step_figures(build: Build) -> dict[str, str]:
-    """The task notebooks whose results are stale, all at once; {task: key}.
+def stale_tasks(build: Build) -> dict[str, str]:
+    """{task: why its results must be made again} for the tasks whose results are not this build's."""
+    return {task: reason for task in TASKS if (reason := stale_reason(build, task))}
+
+
+def step_figures(build: Build, stale: dict[str, str] | None = None) -> dict[str, str]:
+    """The task notebooks whose results are `stale` (default: stale_tasks), all at once; {task: key}.
 
     Task 4 reuses Task 3's run as its lambda = 0 run: it trains its other lambdas meanwhile, and waits for that
     run at the end while the file `task3.running` says Task 3 is still running.
@@ -256,8 +290,9 @@ def step_figures(build: Build) -> dict[str, str]:
     from concurrent.futures import as_completed
 
     STOP.clear()  # a failure of an earlier build in this process (make watch) stopped its commands
-    step_data(build)
-    stale = {task: reason for task in TASKS if (reason := stale_reason(build, task))}
+    if stale is None:
+        step_data(build)
+        stale = stale_tasks(build)
     pending = build.staging / "task3.running"
     if "task3" in stale:
         pending.parent.mkdir(parents=True, exist_ok=True)
@@ -329,25 +364,49 @@ def with_new_prose(executed: dict, source: dict) -> dict:
     return {**executed, "cells": cells}
 
 
-def step_report(build: Build, keys: dict[str, str]) -> Path:
+def start_report_run(build: Build, stale: dict[str, str]) -> tuple[NotebookRun | None, bool]:
+    """(the report's runner, whether the report changes). The runner is started now when the report will have to
+    run (a task notebook is `stale`, or the report's code or results changed), so that its kernel starts while the
+    task notebooks run; None when only its prose changed, or nothing."""
+    from results import ResultsError, read_results
+
+    if not stale:
+        try:
+            keys = {task: read_results(build.dir / "results" / f"{task}.json")["fingerprint"]["key"] for task in TASKS}
+        except ResultsError:
+            return None, True
+        before, now = recorded(build.dir / "notebooks" / "report.ipynb"), report_fingerprints(build, keys)
+        if before.get("code") == now["code"]:
+            return None, before.get("fingerprint") != now["full"]
+    return NotebookRun(ROOT / "report.ipynb", staging_dir(build, "report") / "report.ipynb"), True
+
+
+def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = None) -> Path:
     """build/notebooks/report.ipynb executed against these results, unless it already is.
 
-    When only the prose changed, the outputs of the last run are kept and the Markdown cells replaced.
+    When only the prose changed, the outputs of the last run are kept and the Markdown cells replaced. `ahead`:
+    the report's runner started before (start_report_run), used if the report runs and stopped if not.
     """
     executed = build.dir / "notebooks" / "report.ipynb"
-    fingerprints, before = report_fingerprints(build, keys), recorded(executed)
-    if before.get("fingerprint") == fingerprints["full"]:
-        return executed
-    started = time.monotonic()
-    staging = staging_dir(build, "report")
-    out = staging / "report.ipynb"
-    if before.get("code") == fingerprints["code"]:
-        book = with_new_prose(json.loads(executed.read_text()), json.loads((ROOT / "report.ipynb").read_text()))
-        label = "report.ipynb (prose)"
-    else:
-        run_notebook(ROOT / "report.ipynb", out, {"build_dir": str(build.dir), "expected_keys": keys})
-        book = json.loads(out.read_text())
-        label = "report.ipynb"
+    try:
+        fingerprints, before = report_fingerprints(build, keys), recorded(executed)
+        if before.get("fingerprint") == fingerprints["full"]:
+            return executed
+        started = time.monotonic()
+        if before.get("code") == fingerprints["code"]:
+            out = staging_dir(build, "report") / "report.ipynb"
+            book = with_new_prose(json.loads(executed.read_text()), json.loads((ROOT / "report.ipynb").read_text()))
+            label = "report.ipynb (prose)"
+        else:
+            run = ahead or NotebookRun(ROOT / "report.ipynb", staging_dir(build, "report") / "report.ipynb")
+            ahead = None
+            run.run({"build_dir": str(build.dir), "expected_keys": keys})
+            out = run.out
+            book = json.loads(out.read_text())
+            label = "report.ipynb"
+    finally:
+        if ahead is not None:
+            ahead.cancel()
     from mnist import DATASET_NAMES
 
     title = json.loads((ROOT / "report.ipynb").read_text())["metadata"].get("title", "Report")
@@ -626,17 +685,33 @@ def print_params(build: Build) -> None:
         print(f"{task}: " + (", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items()) or "the course's defaults"))
 
 
+def figures_and_report(build: Build, warm_up: str | None = None) -> Path:
+    """The task notebooks, then the report. The report's runner starts at once when the report will run, and the
+    module `warm_up` of the next step is imported in a thread when the report changes: both are ready by then."""
+    step_data(build)
+    stale = stale_tasks(build)
+    ahead, changes = start_report_run(build, stale)
+    if changes and warm_up:
+        threading.Thread(target=importlib.import_module, args=(warm_up,)).start()
+    try:
+        keys = step_figures(build, stale)
+    except BaseException:
+        if ahead is not None:
+            ahead.cancel()
+        raise
+    return step_report(build, keys, ahead)
+
+
 def target_report(build: Build) -> None:
     started = time.monotonic()
     with build_lock(build):
-        executed = step_report(build, step_figures(build))
-        step_pdf(build, executed)
+        step_pdf(build, figures_and_report(build, warm_up="nbconvert"))
     print(f"report: {build.pdf} ({time.monotonic() - started:.0f} s)")
 
 
 def target_html(build: Build) -> None:
     with build_lock(build):
-        step_html(build, step_report(build, step_figures(build)))
+        step_html(build, figures_and_report(build, warm_up="nbconvert"))
     print(f"html: {build.html}")
 
 
