@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ TASKS = ("task2", "task3", "task4")
 HEADINGS = tuple(f"Task {n}{s}" for n, subs in ((1, "ab"), (2, "abcde"), (3, "abcd"), (4, "abcde")) for s in subs)
 MIN_PAGES = 5
 LATEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic"
-LATEX_STYLES = ("eurosym.sty", "ulem.sty", "adjustbox.sty")
+LATEX_STYLES = ("eurosym.sty", "ulem.sty", "adjustbox.sty", "bookmark.sty")
 NONE_COUNTER = "\\makeatletter\\@ifundefined{c@none}{\\newcounter{none}}{}\\makeatother\n"
 FIGURE_THEN_CAPTION = re.compile(r"(\\begin\{center\}\s*\\adjustimage\{[^\n]*\n\s*\\end\{center\}\s*"
                                  r"\{ \\hspace\*\{\\fill\} \\\\\}\s*\n)(\s*\\textbf\{Figure \d+\.\}.*?)(\n\s*\n)", re.S)
@@ -482,16 +483,20 @@ def export(executed: Path, work: Path, exporter) -> str:
 CELL_BREAK = "%% tdt4265: the next Markdown piece"
 
 
-def markdown_as_latex(book: dict) -> dict:
+MARKDOWN_READER = "markdown+tex_math_double_backslash"  # nbconvert's LaTeX template reads Markdown with this
+
+
+def markdown_as_latex(book: dict, cache_file: Path) -> dict:
     """The notebook with its Markdown (cells and display outputs) turned into LaTeX by one pandoc run.
 
     nbconvert's LaTeX template would run pandoc twice per Markdown cell and once per Markdown output (about 80
-    processes, over a second); here the pieces go through one pandoc, between raw-LaTeX markers, with the
-    template's reader (markdown+tex_math_double_backslash), and come back as raw LaTeX cells and text/latex
-    outputs, which the template prints as they are.
+    processes, over a second). Here the pieces not in `cache_file` (their LaTeX from earlier builds: a prose edit
+    converts one) go through one pandoc, between raw-LaTeX markers, with the template's reader, and come back as
+    raw LaTeX cells and text/latex outputs, which the template prints as they are.
     """
     import pypandoc
-    from nbconvert.filters import citation2latex
+
+    from results import sha256_bytes
 
     book = json.loads(json.dumps(book))
     pieces = []  # (the dict holding the piece, its key)
@@ -504,15 +509,98 @@ def markdown_as_latex(book: dict) -> dict:
             if "text/markdown" in output.get("data", {}):
                 output["data"]["text/latex"] = output["data"].pop("text/markdown")
                 pieces.append((output["data"], "text/latex"))
-    sources = ["".join(holder[key]) for holder, key in pieces]
-    joined = "".join(f"{citation2latex(text)}\n\n```{{=latex}}\n{CELL_BREAK}\n```\n\n" for text in sources)
-    latex = pypandoc.convert_text(joined, "latex", format="markdown+tex_math_double_backslash")
-    parts = latex.split(CELL_BREAK)
-    if len(parts) != len(pieces) + 1:
-        raise BuildError(f"pandoc returned {len(parts) - 1} Markdown pieces of the report's {len(pieces)}")
-    for (holder, key), part in zip(pieces, parts):  # a cell as a paragraph of its own, as the template sets it
-        holder[key] = part.strip("\n") if key == "text/latex" else f"\n    {part.strip()}\n"
+    pandoc = pypandoc.get_pandoc_path()
+    reader = f"{MARKDOWN_READER} {pandoc} {pypandoc.get_pandoc_version()}"
+    texts = ["".join(holder[key]) for holder, key in pieces]
+    digests = [sha256_bytes(f"{reader}\n{text}".encode()) for text in texts]
+    try:
+        cache = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    missing = {digest: text for digest, text in zip(digests, texts) if digest not in cache}
+    cache.update(zip(missing, convert_markdown(pandoc, list(missing.values()))) if missing else ())
+    for (holder, key), digest in zip(pieces, digests):  # a cell as a paragraph of its own, as the template sets it
+        holder[key] = cache[digest].strip("\n") if key == "text/latex" else f"\n    {cache[digest].strip()}\n"
+    from fileio import atomic_write
+
+    atomic_write(cache_file, json.dumps({digest: cache[digest] for digest in digests}).encode())
     return book
+
+
+def convert_markdown(pandoc: str, texts: list[str]) -> list[str]:
+    """Each Markdown text as LaTeX, through one pandoc run (nbconvert's citation filter first, where it applies)."""
+    if any("data-cite" in text for text in texts):
+        from nbconvert.filters import citation2latex
+
+        texts = [citation2latex(text) for text in texts]
+    joined = "".join(f"{text}\n\n```{{=latex}}\n{CELL_BREAK}\n```\n\n" for text in texts)
+    proc = subprocess.run([pandoc, f"--from={MARKDOWN_READER}", "--to=latex"], input=joined, capture_output=True,
+                          text=True, encoding="utf-8")
+    parts = proc.stdout.split(CELL_BREAK)
+    if proc.returncode or len(parts) != len(texts) + 1:
+        raise BuildError(f"pandoc could not convert the report's Markdown ({len(parts) - 1} of {len(texts)} pieces):"
+                         f"\n{proc.stderr[-2000:]}")
+    return parts[:-1]
+
+
+def png_as_pdf(png: bytes) -> bytes | None:
+    """A one-page PDF of an 8-bit RGB or grey, non-interlaced PNG, its compressed rows copied as they are (PDF's
+    Flate filter with PNG predictors reads them), sized by its dpi; None for any other PNG.
+
+    xdvipdfmx decodes and recompresses every PNG it includes (half a second for the report's figures, at each
+    build); a PDF image it copies.
+    """
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    chunks, pos = {}, 8
+    while pos + 8 <= len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        chunks.setdefault(kind, []).append(png[pos + 8:pos + 8 + length])
+        pos += 12 + length
+    if b"IHDR" not in chunks or b"IDAT" not in chunks:
+        return None
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"][0])
+    if depth != 8 or interlace or color not in (0, 2):
+        return None
+    dpi = 72.0
+    if b"pHYs" in chunks:
+        per_x, _, unit = struct.unpack(">IIB", chunks[b"pHYs"][0])
+        dpi = per_x * 0.0254 if unit == 1 and per_x else dpi
+    colors, space = (1, "/DeviceGray") if color == 0 else (3, "/DeviceRGB")
+    size = f"{width * 72 / dpi:.4f} {height * 72 / dpi:.4f}"
+    data = b"".join(chunks[b"IDAT"])
+    content = f"q {size.split()[0]} 0 0 {size.split()[1]} 0 0 cm /Im0 Do Q".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {size}] /Resources << /XObject << /Im0 4 0 R >> >> "
+        "/Contents 5 0 R >>".encode(),
+        f"<< /Type /XObject /Subtype /Image /Width {width} /Height {height} /ColorSpace {space} /BitsPerComponent 8 "
+        f"/Filter /FlateDecode /DecodeParms << /Predictor 15 /Colors {colors} /BitsPerComponent 8 /Columns {width} >> "
+        f"/Length {len(data)} >>\nstream\n".encode() + data + b"\nendstream",
+        f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def pngs_as_pdfs(body: str, work: Path) -> str:
+    """The LaTeX `body` including a PDF copy (png_as_pdf) of each PNG in work/images/ that has one."""
+    def swap(match: re.Match) -> str:
+        pdf = png_as_pdf((work / match[1]).read_bytes())
+        if pdf is None:
+            return match[0]
+        (work / match[1]).with_suffix(".pdf").write_bytes(pdf)
+        return "{" + match[1][:-4] + ".pdf}"
+
+    return re.sub(r"\{(images/[^{}]+\.png)\}", swap, body)
 
 
 def latex_pdf(executed: Path, work: Path) -> Path:
@@ -520,18 +608,21 @@ def latex_pdf(executed: Path, work: Path) -> Path:
     from nbconvert import LatexExporter
 
     os.environ.update(PATH=pandoc_env()["PATH"])  # for any pandoc nbconvert would still start
-    book = markdown_as_latex(json.loads(executed.read_text()))
+    book = markdown_as_latex(json.loads(executed.read_text()), executed.parent.parent / "pdf" / "markdown-latex.json")
     (work / "report.ipynb").write_text(json.dumps(book))
     body = export(work / "report.ipynb", work, LatexExporter(exclude_input=True, exclude_input_prompt=True,
                                                              exclude_output_prompt=True))
     # pandoc >= 3.8.2 (the wheel's) writes \def\LTcaptype{none} for tables without a caption, and nbconvert's
     # template does not define that counter (jupyter/nbconvert#2243): define it when missing.
     body = body.replace("\\begin{document}", NONE_COUNTER + "\\begin{document}", 1)
+    # the headings as the PDF's outline in one pass (hyperref alone needs a second); check_pdf reads them there
+    body = body.replace("\\begin{document}", "\\usepackage{bookmark}\n\\begin{document}", 1)
     # a figure and its caption (the paragraph after its image) on one page: one unbreakable box
     body = FIGURE_THEN_CAPTION.sub(lambda m: "\\par\\noindent\\begin{minipage}{\\linewidth}\n" + m[1] + m[2]
                                    + "\n\\end{minipage}\\par" + m[3], body)
+    body = pngs_as_pdfs(body, work)
     (work / "report.tex").write_text(body, encoding="utf-8")
-    # xdvipdfmx recompresses each PNG figure at zlib level 9 by default: level 6 takes a second less, for 3% more bytes
+    # a PNG that stays PNG (pngs_as_pdfs) is recompressed at zlib level 9 by default: 6 takes a third of the time
     code, output = run_command(["xelatex", "-output-driver=xdvipdfmx -z 6", "-interaction=nonstopmode",
                                 "-halt-on-error", "report.tex"], cwd=work)
     if code or not (work / "report.pdf").exists():
@@ -553,17 +644,25 @@ def typst_pdf(executed: Path, work: Path, title: str) -> Path:
 
 
 def check_pdf(path: Path, min_pages: int = MIN_PAGES, headings=HEADINGS) -> int:
-    """The PDF's page count; BuildError unless it opens, has `min_pages` pages and every heading."""
+    """The PDF's page count; BuildError unless it opens, has `min_pages` pages and every heading.
+
+    The headings are looked for in the PDF's outline (both routes write one), then in its text (slower).
+    """
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
+
+    def titles(outline) -> list[str]:
+        return [t for item in outline for t in (titles(item) if isinstance(item, list) else [item.title])]
 
     try:
         reader = PdfReader(path)
         pages = len(reader.pages)
-        text = "\n".join(page.extract_text() or "" for page in reader.pages)
+        found = "\n".join(titles(reader.outline))
+        if any(h not in found for h in headings):
+            found = "\n".join(page.extract_text() or "" for page in reader.pages)
     except (PdfReadError, OSError, ValueError) as exc:
         raise BuildError(f"{path} is not a readable PDF ({exc})") from None
-    missing = [h for h in headings if h not in text]
+    missing = [h for h in headings if h not in found]
     if pages < min_pages or missing:
         raise BuildError(f"{path} is not whole: {pages} pages (at least {min_pages})"
                          + (f", missing {', '.join(missing)}" if missing else ""))

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import PIL.Image
 
 from fileio import atomic_write
 
 PNG_DPI = 200
+NO_TICKS = {"xticks": [], "yticks": []}  # image tiles: no ticks to lay out (much of a figure's drawing time)
 
 
 def rolling_mean_std(values, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,7 +92,7 @@ def plot_weight_images(fig, weights: dict[str, np.ndarray], columns: int = 5, cl
         num_classes = w.shape[1]
         images = w[:784].T.reshape(num_classes, 28, 28)
         limit = float(np.abs(images).max()) or 1.0
-        axes = block.subplots(-(-num_classes // columns), columns, squeeze=False).ravel()
+        axes = block.subplots(-(-num_classes // columns), columns, squeeze=False, subplot_kw=NO_TICKS).ravel()
         for k, ax in enumerate(axes):
             ax.set_axis_off()
             if k < num_classes:
@@ -123,7 +125,7 @@ def plot_gallery(fig, images: np.ndarray, titles: list[str], columns: int = 6) -
         fig.text(0.5, 0.5, "no mistakes", ha="center", va="center")
         return
     rows = -(-len(images) // columns)
-    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    axes = fig.subplots(rows, columns, squeeze=False, subplot_kw=NO_TICKS).ravel()
     for ax in axes:
         ax.set_axis_off()
     for ax, image, title in zip(axes, images, titles):
@@ -137,8 +139,12 @@ def save_figure(fig, name: str, out_dir: str | Path = "build/figures") -> None:
     One rendering: in a notebook the saved PNG is what shows (matplotlib's inline backend would render the
     figure again at the end of the cell).
     """
+    rgba = io.BytesIO()
+    fig.savefig(rgba, format="png", dpi=PNG_DPI, bbox_inches="tight", metadata={"Software": None})
+    # RGB: the figure is opaque, and an alpha channel makes xdvipdfmx decode and recompress the image (0.05 s
+    # each, every PDF build) where it copies RGB data as they are (pipeline.png_as_pdf)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=PNG_DPI, bbox_inches="tight", metadata={"Software": None})
+    PIL.Image.open(rgba).convert("RGB").save(buffer, format="png", dpi=(PNG_DPI, PNG_DPI))
     atomic_write(Path(out_dir) / f"{name}.png", buffer.getvalue())
     plt.close(fig)
     try:
