@@ -282,11 +282,12 @@ def stale_tasks(build: Build) -> dict[str, str]:
     return {task: reason for task in TASKS if (reason := stale_reason(build, task))}
 
 
-def step_figures(build: Build, stale: dict[str, str] | None = None) -> dict[str, str]:
+def step_figures(build: Build, stale: dict[str, str] | None = None, one_left=None) -> dict[str, str]:
     """The task notebooks whose results are `stale` (default: stale_tasks), all at once; {task: key}.
 
     Task 4 reuses Task 3's run as its lambda = 0 run: it trains its other lambdas meanwhile, and waits for that
-    run at the end while the file `task3.running` says Task 3 is still running.
+    run at the end while the file `task3.running` says Task 3 is still running. `one_left()` is called once, when
+    at most one notebook is still running (a core is then free).
     """
     from concurrent.futures import as_completed
 
@@ -311,9 +312,13 @@ def step_figures(build: Build, stale: dict[str, str] | None = None) -> dict[str,
     with ThreadPoolExecutor(max_workers=len(TASKS)) as pool:
         futures = [pool.submit(runs[task]) for task in stale]
         try:
-            for future in as_completed(futures):
+            if one_left and len(futures) <= 1:
+                one_left()
+            for done, future in enumerate(as_completed(futures), 1):
                 for line in future.result():
                     say(line)
+                if one_left and len(futures) - done == 1:
+                    one_left()
         except BaseException:
             STOP.set()  # stop the notebooks still running
             raise
@@ -785,15 +790,21 @@ def print_params(build: Build) -> None:
 
 
 def figures_and_report(build: Build, warm_up: str | None = None) -> Path:
-    """The task notebooks, then the report. The report's runner starts at once when the report will run, and the
-    module `warm_up` of the next step is imported in a thread when the report changes: both are ready by then."""
+    """The task notebooks, then the report. When one task notebook is left running (a core is free), the report's
+    runner starts if the report will run, and the module `warm_up` of the next step is imported in a thread if the
+    report changes: both are ready when the report's turn comes."""
     step_data(build)
     stale = stale_tasks(build)
-    ahead, changes = start_report_run(build, stale)
-    if changes and warm_up:
-        threading.Thread(target=importlib.import_module, args=(warm_up,)).start()
+    ahead = None
+
+    def start_next() -> None:
+        nonlocal ahead
+        ahead, changes = start_report_run(build, stale)
+        if changes and warm_up:
+            threading.Thread(target=importlib.import_module, args=(warm_up,)).start()
+
     try:
-        keys = step_figures(build, stale)
+        keys = step_figures(build, stale, one_left=start_next)
     except BaseException:
         if ahead is not None:
             ahead.cancel()
