@@ -142,7 +142,7 @@ def save_figure(fig, name: str, out_dir: str | Path = "build/figures") -> None:
     rgba = io.BytesIO()
     fig.savefig(rgba, format="png", dpi=PNG_DPI, bbox_inches="tight", metadata={"Software": None})
     # RGB: the figure is opaque, and an alpha channel makes xdvipdfmx decode and recompress the image (0.05 s
-    # each, every PDF build) where it copies RGB data as they are (pipeline.png_as_pdf)
+    # each, every PDF build) where it copies RGB data as they are (latex_route.png_as_pdf)
     buffer = io.BytesIO()
     PIL.Image.open(rgba).convert("RGB").save(buffer, format="png", dpi=(PNG_DPI, PNG_DPI))
     atomic_write(Path(out_dir) / f"{name}.png", buffer.getvalue())

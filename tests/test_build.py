@@ -96,6 +96,23 @@ def wait_for(predicate, timeout=120):
         time.sleep(0.05)
 
 
+def processes_in(folder) -> list[str]:
+    """The command lines of the processes (runners, kernels, xelatex) working in `folder`; [] off Linux."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if Path(os.readlink(entry / "cwd")).is_relative_to(folder) and int(entry.name) != os.getpid():
+                found.append((entry / "cmdline").read_text().replace("\0", " "))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def nothing_left_running(folder) -> None:
+    """Within a few seconds no process of the build is left (no kernel, no runner waiting for its parameters)."""
+    wait_for(lambda: not processes_in(folder), timeout=15)
+
+
 def staged(folder, prefix):
     staging = build_dir(folder) / ".staging"
     return lambda: staging.exists() and any(p.name.startswith(prefix) for p in staging.iterdir())
@@ -133,6 +150,7 @@ def test_ctrl_c_during_the_report_keeps_the_last_pdf_and_the_next_build_is_whole
         assert "interrupted" in output and "failed" not in output and "Traceback" not in output, output
         assert "report-synthetic.pdf is the last good one" in output
         assert pdf(project).read_bytes() == before
+        nothing_left_running(project)
         assert not (build_dir(project) / ".staging").exists() or not list((build_dir(project) / ".staging").iterdir())
         code, output = make(project, "report")
         assert code == 0, output
@@ -153,6 +171,7 @@ def test_ctrl_c_during_a_task_notebook_says_interrupted_and_keeps_its_results(pr
     assert proc.returncode == 130 and "interrupted" in output, output
     assert "failed" not in output and "traceback above" not in output, output
     assert results.read_bytes() == before
+    nothing_left_running(project)  # Task 3's runner and kernel, and the report's runner that waited beside it
 
 
 def test_two_builds_at_once_wait_for_each_other_and_both_end_whole(project):

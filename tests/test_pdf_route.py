@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+import latex_route
 import pipeline
 
 
@@ -24,7 +25,7 @@ def test_a_png_becomes_a_pdf_image_of_the_same_pixels_and_size(mode):
     from pypdf import PdfReader
 
     data, pixels = png(mode)
-    reader = PdfReader(io.BytesIO(pipeline.png_as_pdf(data)))
+    reader = PdfReader(io.BytesIO(latex_route.png_as_pdf(data)))
     page = reader.pages[0]
     assert [round(float(v), 2) for v in page.mediabox[2:]] == [round(37 * 72 / 200, 2), round(11 * 72 / 200, 2)]
     decoded = np.asarray(page.images[0].image)
@@ -38,8 +39,8 @@ def test_other_pngs_stay_pngs(mode, options):
         header = bytearray(data)
         header[28] = 1  # IHDR's interlace byte (8 signature + 8 chunk head + 12 into the data)
         data = bytes(header)
-    assert pipeline.png_as_pdf(data) is None
-    assert pipeline.png_as_pdf(b"not a png") is None
+    assert latex_route.png_as_pdf(data) is None
+    assert latex_route.png_as_pdf(b"not a png") is None
 
 
 def book(*markdown: str) -> dict:
@@ -58,27 +59,28 @@ def test_markdown_is_what_nbconverts_template_makes_of_each_piece(tmp_path, monk
 
     monkeypatch.setenv("PATH", pipeline.pandoc_env()["PATH"])  # nbconvert runs `pandoc`: the wheel's, as the build
 
-    out = pipeline.markdown_as_latex(book(*TEXTS), tmp_path / "cache.json")
+    out = latex_route.markdown_as_latex(book(*TEXTS), tmp_path / "cache.json")
     for cell, text in zip(out["cells"], TEXTS):
         assert cell["cell_type"] == "raw" and cell["metadata"]["raw_mimetype"] == "text/latex"
-        expected = convert_pandoc(convert_pandoc(text, pipeline.MARKDOWN_READER, "json", extra_args=[]), "json",
+        expected = convert_pandoc(convert_pandoc(text, latex_route.MARKDOWN_READER, "json", extra_args=[]), "json",
                                   "latex")
         assert cell["source"].strip() == expected.strip()
     output = out["cells"][-1]["outputs"][0]["data"]
     assert "text/markdown" not in output
-    assert output["text/latex"] == convert_pandoc("Result: **0.97** at $\\lambda$", pipeline.MARKDOWN_READER, "latex")
+    reader = latex_route.MARKDOWN_READER
+    assert output["text/latex"] == convert_pandoc("Result: **0.97** at $\\lambda$", reader, "latex")
 
 
 def test_a_prose_edit_converts_only_the_edited_piece(tmp_path, monkeypatch):
     cache = tmp_path / "cache.json"
-    first = pipeline.markdown_as_latex(book(*TEXTS), cache)
+    first = latex_route.markdown_as_latex(book(*TEXTS), cache)
     converted = []
-    real = pipeline.convert_markdown
-    monkeypatch.setattr(pipeline, "convert_markdown", lambda pandoc, texts: converted.extend(texts) or real(pandoc,
+    real = latex_route.convert_markdown
+    monkeypatch.setattr(latex_route, "convert_markdown", lambda pandoc, texts: converted.extend(texts) or real(pandoc,
                                                                                                         texts))
-    again = pipeline.markdown_as_latex(book(*TEXTS), cache)
+    again = latex_route.markdown_as_latex(book(*TEXTS), cache)
     assert converted == [] and again == first
-    edited = pipeline.markdown_as_latex(book(TEXTS[0], "A new sentence.", TEXTS[2]), cache)
+    edited = latex_route.markdown_as_latex(book(TEXTS[0], "A new sentence.", TEXTS[2]), cache)
     assert converted == ["A new sentence."]
     assert "A new sentence." in edited["cells"][1]["source"]
     assert len(json.loads(cache.read_text())) == 4  # the pieces of the last build only
