@@ -403,7 +403,7 @@ def objective_numerical_gradient(model: LinearModel, X: np.ndarray, targets: np.
     sign, the logits of all D moved weights form one stack (D, N, K), and the data term of J at each is the mean
     of the model's `example_losses` over its slice; the penalty term is model.penalty() at each moved weight, one
     at a time as `numerical_gradient` does. Equal to numerical_gradient(model.objective) to rounding
-    (tests/test_utils.py), and a hundred times faster on the notebooks' 785 x 10 weights.
+    (tests/test_utils.py), and about six times faster on the notebooks' 785 x 10 weights (0.2 s for 1.2 s).
     """
     w = model.w
     num_inputs, num_outputs = w.shape
