@@ -107,21 +107,24 @@ def run_command(command: list[str], cwd: Path = ROOT, env: dict | None = None) -
     return finish_command(start_command(command, cwd, env))
 
 
-def start_command(command: list[str], cwd: Path = ROOT, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+def start_command(command: list[str], cwd: Path = ROOT, env: dict | None = None, stdin=subprocess.DEVNULL
+                  ) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace")
 
 
-def finish_command(proc: subprocess.Popen) -> tuple[int, str]:
-    """(exit code, stdout + stderr) of a started command, once it ends; stopped at an interrupt."""
+def finish_command(proc: subprocess.Popen, input: str | None = None) -> tuple[int, str]:
+    """(exit code, stdout + stderr) of a started command, once it ends, `input` sent to its standard input first;
+    stopped at an interrupt."""
     chunks = []
     try:
         while True:
             try:
-                out, _ = proc.communicate(timeout=0.2)
+                out, _ = proc.communicate(input, timeout=0.2)
                 chunks.append(out or "")
                 return proc.returncode, "".join(chunks)
             except subprocess.TimeoutExpired:
+                input = None  # the first call took it: the retries send the rest
                 if STOP.is_set():
                     raise KeyboardInterrupt from None
     except KeyboardInterrupt:
@@ -159,22 +162,18 @@ def publish(src: Path, dest: Path) -> None:
 
 class NotebookRun:
     """scripts/run_notebook.py started now: its kernel starts at once, and it runs the notebook into `out` when
-    `run` gives it the parameters (the report's run is started while the task notebooks still run)."""
+    `run` sends it the parameters (the report's run is started while the task notebooks still run). The
+    parameters go through its standard input: if this process ends first, the runner sees it closed and ends too."""
 
     def __init__(self, source: Path, out: Path):
         self.source, self.out = source, out
-        self.parameters_file = out.parent / f".{out.stem}.parameters.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        self.parameters_file.unlink(missing_ok=True)
-        self.proc = start_command(python(str(ROOT / "scripts" / "run_notebook.py"), str(source), str(out),
-                                         str(self.parameters_file)))
+        self.proc = start_command(python(str(ROOT / "scripts" / "run_notebook.py"), str(source), str(out), "-"),
+                                  stdin=subprocess.PIPE)
 
     def run(self, parameters: dict) -> str:
         """The notebook run with `parameters`; its output. BuildError showing the failing cell."""
-        from fileio import atomic_write
-
-        atomic_write(self.parameters_file, json.dumps(parameters).encode())
-        code, output = finish_command(self.proc)
+        code, output = finish_command(self.proc, json.dumps(parameters))
         output = "\n".join(line for line in output.splitlines() if "Kernel is running over TCP" not in line)
         if code == 130:
             raise KeyboardInterrupt
@@ -185,7 +184,11 @@ class NotebookRun:
         return output
 
     def cancel(self) -> None:
-        """Stop the runner (and its kernel) without running the notebook."""
+        """Stop the runner (and its kernel) without running the notebook: its standard input closes; then insist."""
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
         _stop(self.proc)
 
 

@@ -1,29 +1,32 @@
-"""Run one notebook headless: `python scripts/run_notebook.py IN.ipynb OUT.ipynb PARAMETERS.json`.
+"""Run one notebook headless: `python scripts/run_notebook.py IN.ipynb OUT.ipynb PARAMETERS.json` (or `-`).
 
-The kernel starts first; then the parameters are read from their JSON file, waiting for the file when it is not
-there yet (the build starts the report's runner while the task notebooks still run, so that its kernel is ready
-when their results are). JSON keeps the parameters' types (papermill's YAML would read 1e-05 as a string). They
-go into a cell tagged "injected-parameters" after the cell tagged "parameters", as papermill writes it; nbclient
-runs the cells. OUT is written only when every cell ran: through a temporary name and a rename. A failing cell is
-shown as its source and its traceback; an interrupt says so. Exit codes: 0 done, 1 a cell failed (or the
-parameters never came), 74 a write failed, 130 interrupted.
+The kernel starts first; then the parameters are read, as JSON, from the file or, with `-`, from standard input
+once the build sends them (the build starts the report's runner while the task notebooks still run, so that its
+kernel is ready when their results are; if standard input closes without parameters, because the build stopped
+or is gone, the runner ends). JSON keeps the parameters' types (papermill's YAML would read 1e-05 as a string).
+They go into a cell tagged "injected-parameters" after the cell tagged "parameters", as papermill writes it;
+nbclient runs the cells. OUT is written only when every cell ran: through a temporary name and a rename. A
+failing cell is shown as its source and its traceback; an interrupt says so. Exit codes: 0 done, 1 a cell failed
+(or no parameters came), 74 a write failed, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import json
 import os
 import re
 import signal
 import sys
-import time
+import threading
 from pathlib import Path
 
 EX_IOERR = 74
+INTERRUPTED = threading.Event()  # set by Ctrl-C
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ROOT = Path(__file__).resolve().parent.parent
-PARAMETERS_WAIT = 3600.0  # seconds to wait for the parameters file before giving up
 
 
 class CellFailed(Exception):
@@ -44,30 +47,55 @@ def inject_parameters(nb, parameters: dict) -> None:
     nb.cells.insert(tagged[0] + 1 if tagged else 0, cell)
 
 
-async def read_parameters(path: Path) -> dict:
-    """The parameters in `path`, once the file is there."""
-    deadline = time.monotonic() + PARAMETERS_WAIT
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no parameters file {path} after {PARAMETERS_WAIT:.0f} s")
-        await asyncio.sleep(0.02)
-    return json.loads(path.read_text(encoding="utf-8"))
+class NoParameters(Exception):
+    """Standard input closed without parameters: the build that started this runner stopped, or is gone."""
 
 
-async def execute(source: Path, parameters_file: Path):
-    """The notebook at `source` executed with the parameters of `parameters_file`; CellFailed at a failing cell."""
+async def read_parameters(source: str) -> dict:
+    """The parameters in the JSON file `source`, or ("-") on standard input, once the build writes and closes it."""
+    if source != "-":
+        return json.loads(Path(source).read_text(encoding="utf-8"))
+    loop = asyncio.get_running_loop()
+    arrived = loop.create_future()
+
+    def read() -> None:  # a daemon thread: blocked on a read, it must not keep the runner from exiting
+        text = sys.stdin.read()
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the runner is ending anyway
+            loop.call_soon_threadsafe(lambda: arrived.done() or arrived.set_result(text))
+
+    threading.Thread(target=read, daemon=True).start()
+    text = await arrived
+    if not text.strip():
+        raise NoParameters
+    return json.loads(text)
+
+
+async def execute(source: Path, parameters: str):
+    """The notebook at `source` executed with the `parameters` (a file, or "-"); CellFailed at a failing cell."""
     import nbformat
     from jupyter_core.utils import ensure_async
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
 
     nb = nbformat.read(source, as_version=4)
     client = NotebookClient(nb, kernel_name="python3", timeout=None, shutdown_kernel="immediate",
                             resources={"metadata": {"path": str(ROOT)}})
     async with client.async_setup_kernel():
+        # nbclient's own handler of Ctrl-C only stops the kernel, which leaves a runner waiting for its parameters
+        # waiting: cancel the run instead (the kernel stops on the way out). Windows' loop has no signal handlers:
+        # there asyncio.run's own cancels the run.
+        run = asyncio.current_task()
+
+        def interrupt() -> None:
+            INTERRUPTED.set()
+            atexit.unregister(client._cleanup_kernel)  # the kernel is stopped on the way out, not again at exit
+            run.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupt)
         info = await client.async_wait_for_reply(await ensure_async(client.kc.kernel_info()))
         nb.metadata["language_info"] = info["content"]["language_info"]
-        inject_parameters(nb, await read_parameters(parameters_file))
+        inject_parameters(nb, await read_parameters(parameters))
         for index, cell in enumerate(nb.cells):
             try:
                 await client.async_execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
@@ -75,23 +103,28 @@ async def execute(source: Path, parameters_file: Path):
                 errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
                 traceback = ANSI.sub("", "\n".join(errors[0].get("traceback", []))) if errors else str(exc)
                 raise CellFailed(cell.source, traceback, exc.ename == "KeyboardInterrupt") from None
+            except DeadKernelError:  # stopped by an interrupt, or it died (out of memory, a crash)
+                raise CellFailed(cell.source, "the kernel died while this cell ran", INTERRUPTED.is_set()) from None
     return nb
 
 
 def main(argv: list[str]) -> int:
     import nbformat
 
-    source, out, parameters_file = (Path(a) for a in argv[1:4])
+    source, out, parameters = Path(argv[1]), Path(argv[2]), argv[3]
     try:
-        nb = asyncio.run(execute(source, parameters_file))
+        nb = asyncio.run(execute(source, parameters))
+    except asyncio.CancelledError:
+        print(f"{source.name}: interrupted", file=sys.stderr)
+        return 130
     except CellFailed as exc:
         if exc.interrupted:
             print(f"{source.name}: interrupted", file=sys.stderr)
             return 130
         print(f"{source.name}: this cell failed:\n{_indent(exc.source)}\n{exc.traceback}", file=sys.stderr)
         return 1
-    except TimeoutError as exc:
-        print(f"{source.name}: {exc}", file=sys.stderr)
+    except NoParameters:
+        print(f"{source.name}: no parameters came (the build stopped); not run", file=sys.stderr)
         return 1
     partial = out.with_name(f".{out.stem}.{os.getpid()}.partial.ipynb")
     try:
