@@ -158,7 +158,7 @@ def ensure_venv() -> Path:
             have = json.loads(stamp.read_text())
         except (OSError, ValueError):
             have = None
-        missing = _missing_modules(venv_python()) if have == want and venv_python().exists() else None
+        missing = _missing_modules(venv_python()) if have == want and _present(venv_python()) else None
         if missing == []:
             return venv_python()
         force = bool(missing)
@@ -169,13 +169,14 @@ def ensure_venv() -> Path:
                 f"({sys.executable})")
             shutil.rmtree(VENV)
         elif VENV.exists() and not _runs(venv_python()):
-            say("rebuilding .venv: its Python does not run (moved, or an interpreter that is gone)")
+            say("rebuilding .venv: its Python does not run (moved, copied from another user, or an interpreter that "
+                "is gone)")
             shutil.rmtree(VENV)
         elif VENV.exists() and have is None:
             say("completing .venv: the last install did not finish")
         elif have:
             say("updating .venv: requirements.lock changed")
-        if not venv_python().exists():
+        if not _present(venv_python()):
             say(f"creating .venv with Python {want['python']} ({sys.executable})")
             try:
                 subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, stdin=subprocess.DEVNULL)
@@ -195,6 +196,15 @@ def ensure_venv() -> Path:
                              "after a fresh install: remove .venv and run again")
         stamp.write_text(json.dumps(want))
     return venv_python()
+
+
+def _present(path: Path) -> bool:
+    """Whether `path` exists; False also when it cannot be looked at (a .venv copied from another user links into
+    that user's folders)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _pip_install(force: bool) -> None:
@@ -332,13 +342,17 @@ def clean(everything: bool) -> None:
     if everything:
         names += [".venv", ".venv.lock", "data", *(p.name for p in ROOT.glob("report*.pdf")),
                   *(p.name for p in ROOT.glob("report*.html")), "assignment_code.zip"]
+    removed = []
     for name in names:
         path = ROOT / name
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    print("removed " + ", ".join(names))
+        else:
+            continue
+        removed.append(name)
+    print("removed " + ", ".join(removed) if removed else "nothing to remove")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,19 @@ def processes_in(folder) -> list[str]:
     return found
 
 
+def report_kernel_up(folder) -> bool:
+    """Whether the report's runner in `folder` has started its kernel (it then waits for its parameters)."""
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if "ipykernel_launcher" in (entry / "cmdline").read_text():
+                parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                if f"{folder}/report.ipynb" in (Path("/proc") / parent / "cmdline").read_text():
+                    return True
+        except (OSError, IndexError):
+            continue
+    return False
+
+
 def nothing_left_running(folder) -> None:
     """Within a few seconds no process of the build is left (no kernel, no runner waiting for its parameters)."""
     wait_for(lambda: not processes_in(folder), timeout=15)
@@ -165,9 +178,12 @@ def test_ctrl_c_during_a_task_notebook_says_interrupted_and_keeps_its_results(pr
     before = results.read_bytes()
     proc = make(project, "report", params=SMOKE.replace("task3.num_epochs=2", "task3.num_epochs=3"), wait=False)
     wait_for(staged(project, "task3."))
-    time.sleep(1.0)  # the kernel has started
+    wait_for(lambda: report_kernel_up(project))  # only Task 3 runs: the report's runner starts beside it and waits
+    time.sleep(1.0)  # its kernel has answered: the runner waits for its parameters
     os.killpg(proc.pid, signal.SIGINT)
+    interrupted = time.monotonic()
     output, _ = proc.communicate(timeout=120)
+    assert time.monotonic() - interrupted < 8, "a runner kept the build waiting after Ctrl-C"
     assert proc.returncode == 130 and "interrupted" in output, output
     assert "failed" not in output and "traceback above" not in output, output
     assert results.read_bytes() == before
