@@ -324,6 +324,11 @@ def step_figures(build: Build, stale: dict[str, str] | None = None, one_left=Non
         except BaseException:
             STOP.set()  # stop the notebooks still running
             raise
+    return result_keys(build)
+
+
+def result_keys(build: Build) -> dict[str, str]:
+    """{task: the fingerprint key of its results in the build}; ResultsError if one is unusable."""
     from results import read_results
 
     return {task: read_results(build.dir / "results" / f"{task}.json")["fingerprint"]["key"] for task in TASKS}
@@ -372,20 +377,27 @@ def with_new_prose(executed: dict, source: dict) -> dict:
     return {**executed, "cells": cells}
 
 
+def report_change(build: Build, keys: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """(what the executed report needs against these results: "none", "prose" or "code", its fingerprints)."""
+    fingerprints, before = report_fingerprints(build, keys), recorded(build.dir / "notebooks" / "report.ipynb")
+    if before.get("fingerprint") == fingerprints["full"]:
+        return "none", fingerprints
+    return ("prose" if before.get("code") == fingerprints["code"] else "code"), fingerprints
+
+
 def start_report_run(build: Build, stale: dict[str, str]) -> tuple[NotebookRun | None, bool]:
     """(the report's runner, whether the report changes). The runner is started now when the report will have to
     run (a task notebook is `stale`, or the report's code or results changed), so that its kernel starts while the
     task notebooks run; None when only its prose changed, or nothing."""
-    from results import ResultsError, read_results
+    from results import ResultsError
 
     if not stale:
         try:
-            keys = {task: read_results(build.dir / "results" / f"{task}.json")["fingerprint"]["key"] for task in TASKS}
+            change, _ = report_change(build, result_keys(build))
         except ResultsError:
             return None, True
-        before, now = recorded(build.dir / "notebooks" / "report.ipynb"), report_fingerprints(build, keys)
-        if before.get("code") == now["code"]:
-            return None, before.get("fingerprint") != now["full"]
+        if change != "code":
+            return None, change == "prose"
     return NotebookRun(ROOT / "report.ipynb", staging_dir(build, "report") / "report.ipynb"), True
 
 
@@ -397,11 +409,11 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
     """
     executed = build.dir / "notebooks" / "report.ipynb"
     try:
-        fingerprints, before = report_fingerprints(build, keys), recorded(executed)
-        if before.get("fingerprint") == fingerprints["full"]:
+        change, fingerprints = report_change(build, keys)
+        if change == "none":
             return executed
         started = time.monotonic()
-        if before.get("code") == fingerprints["code"]:
+        if change == "prose":
             out = staging_dir(build, "report") / "report.ipynb"
             book = with_new_prose(json.loads(executed.read_text()), json.loads((ROOT / "report.ipynb").read_text()))
             label = "report.ipynb (prose)"
@@ -579,12 +591,7 @@ def step_pdf(build: Build, executed: Path) -> None:
     title = json.loads(executed.read_text())["metadata"].get("title", "Report")
     pdf = latex_pdf(executed, work) if engine == "latex" else typst_pdf(executed, work, title)
     pages = check_pdf(pdf)
-    temporary = build.pdf.with_name(f".{build.pdf.name}.{os.getpid()}.part")
-    try:
-        shutil.copyfile(pdf, temporary)
-        publish(temporary, build.pdf)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write(build.pdf, pdf.read_bytes())
     atomic_write(state_path, json.dumps({"key": key, "sha256": file_sha256(build.pdf), "engine": engine}).encode())
     timed(f"PDF ({engine}, {pages} pages)", started)
 

@@ -26,6 +26,7 @@ from reference import train_reference  # noqa: E402
 
 from experiments import Task2Config, Task3Config  # noqa: E402
 from mnist import load_binary_dataset, load_full_mnist  # noqa: E402
+from pipeline import submission_files  # noqa: E402
 from trainer import train  # noqa: E402
 from utils import BinaryModel, SoftmaxModel, pre_process_images  # noqa: E402
 
@@ -124,15 +125,8 @@ def floor(name: str, out: dict, num_train: int, num_val: int, outputs: int, cfg)
 
 
 def copy_project(dest: Path) -> None:
-    """The repository's sources (git's list, else the tree without generated folders) into `dest`."""
-    try:
-        listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
-    except OSError:  # no git on PATH
-        listed = subprocess.CompletedProcess([], 1, "", "")
-    names = listed.stdout.split() if listed.returncode == 0 else [
-        p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*") if p.is_file()
-        and not {".git", ".venv", "build", "data"} & set(p.relative_to(ROOT).parts)]
-    for name in names:
+    """The project's sources (those of the hand-in, `make submission`) into `dest`."""
+    for name in submission_files():
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, dest / name)
 

@@ -16,7 +16,6 @@ import asyncio
 import atexit
 import contextlib
 import json
-import os
 import re
 import signal
 import sys
@@ -27,6 +26,8 @@ EX_IOERR = 74
 INTERRUPTED = threading.Event()  # set by Ctrl-C
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from fileio import atomic_write  # noqa: E402
 
 
 class CellFailed(Exception):
@@ -126,14 +127,10 @@ def main(argv: list[str]) -> int:
     except NoParameters:
         print(f"{source.name}: no parameters came (the build stopped); not run", file=sys.stderr)
         return 1
-    partial = out.with_name(f".{out.stem}.{os.getpid()}.partial.ipynb")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, partial)
-        os.replace(partial, out)
+        atomic_write(out, nbformat.writes(nb).encode())
     except OSError as exc:  # a full disk, a read-only folder
-        partial.unlink(missing_ok=True)
-        print(f"could not write {exc.filename or partial}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"could not write {exc.filename or out}: {exc.strerror or exc}", file=sys.stderr)
         return EX_IOERR
     return 0
 

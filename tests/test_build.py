@@ -15,6 +15,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_markdown_cell
 
+from pipeline import submission_files
+
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = " ".join([
     "task2.train_size=2000 task2.num_epochs=2 task2.num_epochs_early_stopping=4 task2.gradient_check_examples=5",
@@ -26,24 +28,11 @@ STRIPPED = ("TDT4265_MAKE_INNER", "PARAMS", "SEED", "DATASET", "PDF_ENGINE", "AU
 pytestmark = pytest.mark.notebooks
 
 
-def sources():
-    """The files of the repository as git has them (what a clone holds)."""
-    try:
-        listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
-        names = listed.stdout.split() if listed.returncode == 0 else []
-    except OSError:  # no git on PATH
-        names = []
-    skip = {".git", ".venv", "build", "data", "__pycache__", ".pytest_cache", ".ruff_cache"}
-    return [n for n in names if (ROOT / n).is_file()] or [  # no git (a PATH with only python3): the tree itself
-        p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*")
-        if p.is_file() and not skip & set(p.relative_to(ROOT).parts) and p.suffix not in (".pdf", ".html", ".zip")]
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A copy of the project in a folder whose name has a space, built once (synthetic data, Typst)."""
     folder = tmp_path_factory.mktemp("build tests") / "a project"
-    for name in sources():
+    for name in submission_files():  # what the hand-in holds: the build must work from it
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, folder / name)
     code, output = make(folder, "report")
