@@ -7,22 +7,29 @@ or is gone, the runner ends). JSON keeps the parameters' types (papermill's YAML
 They go into a cell tagged "injected-parameters" after the cell tagged "parameters", as papermill writes it;
 nbclient runs the cells. OUT is written only when every cell ran: through a temporary name and a rename. A
 failing cell is shown as its source and its traceback; an interrupt says so. Exit codes: 0 done, 1 a cell failed
-(or no parameters came), 74 a write failed, 130 interrupted.
+(or no parameters came, or the kernel would not start), 74 a write failed, 130 interrupted.
+
+The build starts several kernels at once. Over TCP each one binds ports that its manager found free a moment before,
+so two kernels (or any program) can race for a port and one dies at start (jupyter/jupyter_client#154). Where zmq has
+them (macOS, Linux) kernels talk over Unix sockets in a private temporary folder instead: no ports at all. Elsewhere
+(Windows) a kernel that dies before it answers is started again, up to KERNEL_STARTS times.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 EX_IOERR = 74
+KERNEL_STARTS = 3
 INTERRUPTED = threading.Event()  # set by Ctrl-C
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,9 +86,7 @@ async def execute(source: Path, parameters: str):
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 
     nb = nbformat.read(source, as_version=4)
-    client = NotebookClient(nb, kernel_name="python3", timeout=None, shutdown_kernel="immediate",
-                            resources={"metadata": {"path": str(ROOT)}})
-    async with client.async_setup_kernel():
+    async with contextlib.AsyncExitStack() as stack:
         # nbclient's own handler of Ctrl-C only stops the kernel, which leaves a runner waiting for its parameters
         # waiting: cancel the run instead (the kernel stops on the way out). Windows' loop has no signal handlers:
         # there asyncio.run's own cancels the run.
@@ -89,11 +94,14 @@ async def execute(source: Path, parameters: str):
 
         def interrupt() -> None:
             INTERRUPTED.set()
-            atexit.unregister(client._cleanup_kernel)  # the kernel is stopped on the way out, not again at exit
             run.cancel()
 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupt)
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="nbrun-", ignore_cleanup_errors=True))
+        client = NotebookClient(nb, kernel_name="python3", timeout=None, shutdown_kernel="immediate",
+                                resources={"metadata": {"path": str(ROOT)}}, config=kernel_config(Path(folder)))
+        await start_kernel(client, stack)
         info = await client.async_wait_for_reply(await ensure_async(client.kc.kernel_info()))
         nb.metadata["language_info"] = info["content"]["language_info"]
         inject_parameters(nb, await read_parameters(parameters))
@@ -107,6 +115,43 @@ async def execute(source: Path, parameters: str):
             except DeadKernelError:  # stopped by an interrupt, or it died (out of memory, a crash)
                 raise CellFailed(cell.source, "the kernel died while this cell ran", INTERRUPTED.is_set()) from None
     return nb
+
+
+class KernelDidNotStart(Exception):
+    """The kernel died before it answered, KERNEL_STARTS times."""
+
+
+def kernel_config(folder: Path):
+    """The kernel manager's configuration: Unix sockets in `folder` where zmq has them, else TCP on localhost."""
+    import zmq
+    from traitlets.config import Config
+
+    config = {"connection_file": str(folder / "kernel.json")}
+    if os.name != "nt" and zmq.has("ipc"):
+        config |= {"transport": "ipc", "ip": str(folder / "kernel")}  # sockets kernel-1 ... kernel-5
+    return Config({"KernelManager": config})
+
+
+async def start_kernel(client, stack: contextlib.AsyncExitStack) -> None:
+    """`client`'s kernel started and answering, stopped when `stack` closes; started again if it dies at start."""
+    for attempt in range(1, KERNEL_STARTS + 1):
+        client.km = client.create_kernel_manager()
+        stack.push_async_callback(stop_kernel, client, client.km)  # first: a Ctrl-C during the start stops it too
+        await client.async_start_new_kernel()
+        try:
+            await client.async_start_new_kernel_client()
+            return
+        except RuntimeError as exc:  # jupyter_client's wait_for_ready; nbclient has stopped the kernel
+            if "Kernel died before replying" not in str(exc):
+                raise
+            print(f"the kernel died as it started (attempt {attempt} of {KERNEL_STARTS})", file=sys.stderr)
+    raise KernelDidNotStart
+
+
+async def stop_kernel(client, km) -> None:
+    """Stop the kernel of `km`, if it is still `client`'s and runs."""
+    if client.km is km:
+        await client._async_cleanup_kernel()
 
 
 def main(argv: list[str]) -> int:
@@ -123,6 +168,10 @@ def main(argv: list[str]) -> int:
             print(f"{source.name}: interrupted", file=sys.stderr)
             return 130
         print(f"{source.name}: this cell failed:\n{_indent(exc.source)}\n{exc.traceback}", file=sys.stderr)
+        return 1
+    except KernelDidNotStart:
+        print(f"{source.name}: the kernel died as it started, {KERNEL_STARTS} times (its messages are above); not run",
+              file=sys.stderr)
         return 1
     except NoParameters:
         print(f"{source.name}: no parameters came (the build stopped); not run", file=sys.stderr)

@@ -1,0 +1,81 @@
+"""scripts/run_notebook.py's kernel: it starts even when other kernels start at the same moment."""
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("run_notebook", ROOT / "scripts" / "run_notebook.py")
+run_notebook = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run_notebook)
+
+
+class FakeClient:
+    """nbclient's NotebookClient as start_kernel uses it; its first `deaths` kernels die as they start."""
+
+    def __init__(self, deaths: int, error: str = "Kernel died before replying to kernel_info"):
+        self.deaths, self.error = deaths, error
+        self.km, self.started, self.stopped = None, [], []
+
+    def create_kernel_manager(self):
+        return object()
+
+    async def async_start_new_kernel(self):
+        self.started.append(self.km)
+
+    async def async_start_new_kernel_client(self):
+        if len(self.started) <= self.deaths:
+            self.stopped.append(self.km)  # as nbclient does when the client fails
+            self.km = None
+            raise RuntimeError(self.error)
+
+    async def _async_cleanup_kernel(self):
+        self.stopped.append(self.km)
+        self.km = None
+
+
+async def start_then_close(client: FakeClient) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        await run_notebook.start_kernel(client, stack)
+
+
+def test_a_kernel_that_dies_as_it_starts_is_started_again_and_each_one_is_stopped_once(capsys):
+    client = FakeClient(deaths=run_notebook.KERNEL_STARTS - 1)
+    asyncio.run(start_then_close(client))
+    assert len(client.started) == run_notebook.KERNEL_STARTS
+    assert client.stopped == client.started  # the dead ones by nbclient, the one that ran when the stack closed
+    assert f"attempt 1 of {run_notebook.KERNEL_STARTS}" in capsys.readouterr().err
+
+
+def test_a_kernel_that_always_dies_gives_up_after_kernel_starts_tries():
+    client = FakeClient(deaths=run_notebook.KERNEL_STARTS)
+    with pytest.raises(run_notebook.KernelDidNotStart):
+        asyncio.run(start_then_close(client))
+    assert len(client.started) == run_notebook.KERNEL_STARTS
+
+
+def test_other_start_errors_are_not_retried():
+    client = FakeClient(deaths=1, error="Kernel didn't respond in 60 seconds")
+    with pytest.raises(RuntimeError, match="didn't respond"):
+        asyncio.run(start_then_close(client))
+    assert len(client.started) == 1
+
+
+@pytest.mark.notebooks
+@pytest.mark.skipif(os.name == "nt", reason="Windows' kernels use TCP")
+def test_the_kernel_talks_over_unix_sockets_in_a_folder_removed_at_the_end(tmp_path):
+    """No TCP ports: kernels started at once cannot take each other's (jupyter/jupyter_client#154)."""
+    code = "from ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\nprint(app.transport, app.ip)"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), tmp_path / "in.ipynb")
+    subprocess.run([sys.executable, ROOT / "scripts" / "run_notebook.py", tmp_path / "in.ipynb",
+                    tmp_path / "out.ipynb", "-"], input="{}", text=True, check=True, timeout=120)
+    transport, ip = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[1].outputs[0]["text"].split()
+    assert transport == "ipc"
+    assert not Path(ip).parent.exists()
