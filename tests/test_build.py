@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_markdown_cell
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 from pipeline import submission_files
 
@@ -68,12 +68,15 @@ def pdf_text(path):
     return "\n".join(page.extract_text() for page in PdfReader(path).pages)
 
 
-def edit_report(folder, text):
-    """Append a Markdown cell to report.ipynb (a prose edit); return a function that takes it back."""
+def edit_report(folder, text, code=None):
+    """Append a Markdown cell to report.ipynb (a prose edit), and a code cell if given; return a function that
+    takes it back."""
     path = folder / "report.ipynb"
     before = path.read_bytes()
     book = nbformat.read(path, as_version=4)
     book.cells.append(new_markdown_cell(text))
+    if code is not None:
+        book.cells.append(new_code_cell(code))
     nbformat.write(book, path)
     return lambda: path.write_bytes(before)
 
@@ -142,10 +145,12 @@ def test_a_prose_edit_reruns_only_the_report(project):
 
 def test_ctrl_c_during_the_report_keeps_the_last_pdf_and_the_next_build_is_whole(project):
     before = pdf(project).read_bytes()
-    restore = edit_report(project, "Written after the interrupt.")
+    # the code cell keeps the report running for seconds: a prose edit alone can be done before a poll sees it
+    restore = edit_report(project, "Written after the interrupt.", code="import time\ntime.sleep(2)")
     try:
         proc = make(project, "report", wait=False)
         wait_for(staged(project, "report."))
+        wait_for(lambda: report_kernel_up(project))
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole process group
         output, _ = proc.communicate(timeout=120)
         assert proc.returncode == 130, output
