@@ -79,12 +79,14 @@ def export_notebook(executed_ipynb: Path, folder: Path, exporter) -> str:
     return body
 
 
-def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str | None = None) -> None:
+def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str | None = None,
+                          epoch: int | None = None) -> None:
+    """The executed notebook as a PDF through pandoc and Typst, dated `epoch` (seconds since 1970; default now)."""
     executed_ipynb, out_pdf = Path(executed_ipynb).resolve(), Path(out_pdf).resolve()
     if not title:
         meta = json.loads(executed_ipynb.read_text(encoding="utf-8")).get("metadata", {})
         title = meta.get("title") or executed_ipynb.stem
-    today = datetime.date.today()
+    today = datetime.date.today() if epoch is None else datetime.datetime.fromtimestamp(epoch, datetime.UTC).date()
     # The space in the prefix is deliberate: every run exercises paths with spaces.
     with tempfile.TemporaryDirectory(prefix="nb to typst ") as tmp:
         tmp = Path(tmp)
@@ -108,7 +110,8 @@ def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str | None
         part = out_pdf.with_name(f".{out_pdf.name}.{os.getpid()}.part")
         try:
             _, warnings = typst.compile_with_warnings(
-                str(tmp / "report.typ"), output=str(part), root=str(tmp), ignore_system_fonts=True)
+                str(tmp / "report.typ"), output=str(part), root=str(tmp), ignore_system_fonts=True,
+                timestamp=epoch)
             for warning in warnings:
                 print(f"typst warning: {warning}", file=sys.stderr)
             os.replace(part, out_pdf)

@@ -24,7 +24,7 @@ SMOKE = " ".join([
     "task4.train_size=600 task4.num_epochs=2 task4.gradient_check_examples=5 task4.lambdas=[2, 0.02]",
 ])
 STRIPPED = ("TDT4265_MAKE_INNER", "PARAMS", "SEED", "DATASET", "PDF_ENGINE", "AUTO_INSTALL", "PY", "BUILD_DIR",
-            "PDF", "PYTEST_ARGS")
+            "PDF", "PYTEST_ARGS", "SOURCE_DATE_EPOCH")
 pytestmark = pytest.mark.notebooks
 
 
@@ -254,6 +254,23 @@ def test_bad_parameters_stop_before_any_work_with_one_line(project, args, params
     assert code != 0 and message in output and "Traceback" not in output, output
     assert len(output.strip().splitlines()) == 1, output
     assert (build_dir(project) / "results" / "task4.json").stat().st_mtime_ns == stamp
+
+
+def test_the_pdf_is_dated_by_source_date_epoch_and_is_the_same_bytes_when_built_again(project):
+    date = {"SOURCE_DATE_EPOCH": "1000000000"}  # 2001-09-09 01:46:40 UTC
+    code, output = make(project, "report", extra_env=date)
+    assert code == 0 and "PDF through" in output, output  # another date: another PDF
+    first = pdf(project).read_bytes()
+    assert "September 9, 2001" in pdf_text(pdf(project))
+    (build_dir(project) / "pdf" / f"{pdf(project).name}.state.json").unlink()
+    code, output = make(project, "report", extra_env=date)
+    assert code == 0 and "PDF through" in output, output
+    assert pdf(project).read_bytes() == first
+    code, output = make(project, "report", extra_env={"SOURCE_DATE_EPOCH": "yesterday"})
+    assert code != 0 and len(output.strip().splitlines()) == 1, output
+    assert "error: SOURCE_DATE_EPOCH must be whole seconds since 1970" in output and "'yesterday'" in output, output
+    code, output = make(project, "report")  # without it: dated today
+    assert code == 0 and "September 9, 2001" not in pdf_text(pdf(project)), output
 
 
 def test_a_failing_cell_shows_that_cell_and_its_traceback_and_keeps_the_last_results(project):
