@@ -107,7 +107,9 @@ def build_lock(build: Build):
     except Timeout:
         pid = owner.read_text().strip() if owner.exists() else "unknown"
         say(f"another build is running in {build.dir} (pid {pid}); waiting for it to finish")
+        waited = time.monotonic()
         lock.acquire()
+        say(f"the other build finished after {time.monotonic() - waited:.0f} s; this one starts now")
     try:
         owner.write_text(str(os.getpid()))
         shutil.rmtree(build.staging, ignore_errors=True)  # what an interrupted build left half-done
@@ -721,8 +723,8 @@ def figures_and_report(build: Build, warm_up: str | None = None) -> Path:
 
 
 def target_report(build: Build) -> None:
-    started = time.monotonic()
     with build_lock(build):
+        started = time.monotonic()  # after a wait for another build
         step_pdf(build, figures_and_report(build, warm_up="nbconvert"))
     print(f"report: {build.pdf} ({time.monotonic() - started:.0f} s)")
 

@@ -4,6 +4,7 @@ and hand edits; parameters refused before any work; failing cells shown as thems
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -195,6 +196,9 @@ def test_two_builds_at_once_wait_for_each_other_and_both_end_whole(project):
         out_first, _ = first.communicate(timeout=600)
         assert first.returncode == 0 and second.returncode == 0, out_first + out_second
         assert f"another build is running in {build_dir(project)} (pid {first.pid}); waiting" in out_second
+        assert re.search(r"the other build finished after \d+ s; this one starts now", out_second), out_second
+        own = int(re.search(r"^report: .* \((\d+) s\)$", out_second, re.MULTILINE)[1])
+        assert own <= 3, out_second  # nothing left to do once the first is done: the wait is not counted
         assert "Two builds at once." in pdf_text(pdf(project))
     finally:
         restore()
