@@ -127,8 +127,9 @@ def kernel_config(folder: Path):
     from traitlets.config import Config
 
     config = {"connection_file": str(folder / "kernel.json")}
-    if os.name != "nt" and zmq.has("ipc"):
-        config |= {"transport": "ipc", "ip": str(folder / "kernel")}  # sockets kernel-1 ... kernel-5
+    # sockets kernel-1 ... kernel-5; a Unix socket's path holds at most 103 bytes on macOS (107 on Linux)
+    if os.name != "nt" and zmq.has("ipc") and len(os.fsencode(folder / "kernel-00")) <= 103:
+        config |= {"transport": "ipc", "ip": str(folder / "kernel")}
     return Config({"KernelManager": config})
 
 
