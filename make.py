@@ -282,6 +282,9 @@ def check_interpreter(python: str) -> None:
                                             if missing else "is older than Python 3.11"))
 
 
+STOP_SIGNALS = [name for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+
+
 def relaunch(argv: list[str], variables: dict[str, str]) -> int:
     """Run this file again inside .venv (or PY), with the variables in its environment."""
     if variables["PY"]:
@@ -303,8 +306,10 @@ def relaunch(argv: list[str], variables: dict[str, str]) -> int:
 
 def main(argv: list[str]) -> int:
     # Ctrl-C interrupts the build even when a shell started it in the background with SIGINT ignored (a
-    # non-interactive `make report &`); the steps it runs inherit the default again.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # non-interactive `make report &`); the steps it runs inherit the default again. A closed terminal (SIGHUP)
+    # or a `kill` (SIGTERM) stops it the same way: the last good outputs kept, nothing left running or behind.
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), signal.default_int_handler)
     if sys.version_info < MIN_PYTHON:
         target = argv[0] if argv and "=" not in argv[0] else "report"
         say(f"error: this build needs Python >= 3.11; {sys.executable} is {sys.version.split()[0]}. Run it with a "

@@ -30,11 +30,12 @@ from pathlib import Path
 
 EX_IOERR = 74
 KERNEL_STARTS = 3
-INTERRUPTED = threading.Event()  # set by Ctrl-C
+INTERRUPTED = threading.Event()  # set by Ctrl-C (or SIGTERM, SIGHUP)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from fileio import atomic_write  # noqa: E402
+from make import STOP_SIGNALS  # noqa: E402
 
 
 class CellFailed(Exception):
@@ -96,8 +97,9 @@ async def execute(source: Path, parameters: str):
             INTERRUPTED.set()
             run.cancel()
 
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupt)
+        for name in STOP_SIGNALS:  # a closed terminal (SIGHUP) or a kill (SIGTERM) too: the kernel and folder go
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(getattr(signal, name), interrupt)
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="nbrun-", ignore_cleanup_errors=True))
         client = NotebookClient(nb, kernel_name="python3", timeout=None, shutdown_kernel="immediate",
                                 resources={"metadata": {"path": str(ROOT)}}, config=kernel_config(Path(folder)))
@@ -190,7 +192,8 @@ def _indent(text: str) -> str:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    for name in STOP_SIGNALS:  # even if started with SIGINT ignored
+        signal.signal(getattr(signal, name), signal.default_int_handler)
     try:
         code = main(sys.argv)
     except KeyboardInterrupt:

@@ -168,14 +168,17 @@ def test_ctrl_c_during_the_report_keeps_the_last_pdf_and_the_next_build_is_whole
     assert make(project, "report")[0] == 0
 
 
-def test_ctrl_c_during_a_task_notebook_says_interrupted_and_keeps_its_results(project):
+@pytest.mark.parametrize("stop", [name for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)])
+def test_ctrl_c_during_a_task_notebook_says_interrupted_and_keeps_its_results(project, tmp_path, stop):
+    """Ctrl-C (SIGINT), a kill (SIGTERM) or a closed terminal (SIGHUP) to the build and all its processes."""
     results = build_dir(project) / "results" / "task3.json"
     before = results.read_bytes()
-    proc = make(project, "report", params=SMOKE.replace("task3.num_epochs=2", "task3.num_epochs=3"), wait=False)
+    proc = make(project, "report", params=SMOKE.replace("task3.num_epochs=2", "task3.num_epochs=3"), wait=False,
+                extra_env={"TMPDIR": str(tmp_path)})  # where the runners keep their kernels' sockets
     wait_for(staged(project, "task3."))
     wait_for(lambda: report_kernel_up(project))  # only Task 3 runs: the report's runner starts beside it and waits
     time.sleep(1.0)  # its kernel has answered: the runner waits for its parameters
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, getattr(signal, stop))
     interrupted = time.monotonic()
     output, _ = proc.communicate(timeout=120)
     assert time.monotonic() - interrupted < 8, "a runner kept the build waiting after Ctrl-C"
@@ -183,6 +186,7 @@ def test_ctrl_c_during_a_task_notebook_says_interrupted_and_keeps_its_results(pr
     assert "failed" not in output and "traceback above" not in output, output
     assert results.read_bytes() == before
     nothing_left_running(project)  # Task 3's runner and kernel, and the report's runner that waited beside it
+    assert not list(tmp_path.iterdir())  # nor their folders
 
 
 def test_two_builds_at_once_wait_for_each_other_and_both_end_whole(project):
