@@ -77,6 +77,9 @@ def context(variables: dict[str, str]) -> Build:
                  Path(variables.get("PDF") or default_pdf).resolve(), params, variables)
 
 
+LAST_EPOCH = 253402300799  # 9999-12-31 23:59:59 UTC: four-digit years
+
+
 def pdf_epoch() -> int:
     """The PDF's date in seconds since 1970: SOURCE_DATE_EPOCH if set, else today's date (00:00, as UTC), so that
     the same report built twice on a day gives the same bytes. BuildError if SOURCE_DATE_EPOCH is not a number."""
@@ -86,9 +89,9 @@ def pdf_epoch() -> int:
     value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if not value:
         return calendar.timegm(datetime.date.today().timetuple())
-    if not value.isdigit():
-        raise BuildError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970 (e.g. $(git log -1 --format=%ct)), "
-                         f"received {value!r}. Nothing was run.")
+    if not value.isdigit() or int(value) > LAST_EPOCH:
+        raise BuildError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970 up to {LAST_EPOCH} (the end of 9999), "
+                         f"e.g. $(git log -1 --format=%ct); received {value!r}. Nothing was run.")
     return int(value)
 
 

@@ -274,9 +274,10 @@ def test_the_pdf_is_dated_by_source_date_epoch_and_is_the_same_bytes_when_built_
     code, output = make(project, "report", extra_env=date)
     assert code == 0 and "PDF through" in output, output
     assert pdf(project).read_bytes() == first
-    code, output = make(project, "report", extra_env={"SOURCE_DATE_EPOCH": "yesterday"})
-    assert code != 0 and len(output.strip().splitlines()) == 1, output
-    assert "error: SOURCE_DATE_EPOCH must be whole seconds since 1970" in output and "'yesterday'" in output, output
+    for wrong in ("yesterday", "-5", "99999999999999"):  # the last: the year 3170843
+        code, output = make(project, "report", extra_env={"SOURCE_DATE_EPOCH": wrong})
+        assert code != 0 and len(output.strip().splitlines()) == 1, output
+        assert "error: SOURCE_DATE_EPOCH must be whole seconds since 1970" in output and repr(wrong) in output, output
     code, output = make(project, "report")  # without it: dated today
     assert code == 0 and "September 9, 2001" not in pdf_text(pdf(project)), output
 
