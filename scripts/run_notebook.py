@@ -103,7 +103,7 @@ async def execute(source: Path, parameters: str):
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="nbrun-", ignore_cleanup_errors=True))
         client = NotebookClient(nb, kernel_name="python3", timeout=None, shutdown_kernel="immediate",
                                 resources={"metadata": {"path": str(ROOT)}}, config=kernel_config(Path(folder)))
-        await start_kernel(client, stack)
+        await start_kernel(client, stack, last_resort=kernel_config(Path(folder), tcp=True))
         info = await client.async_wait_for_reply(await ensure_async(client.kc.kernel_info()))
         nb.metadata["language_info"] = info["content"]["language_info"]
         inject_parameters(nb, await read_parameters(parameters))
@@ -123,21 +123,25 @@ class KernelDidNotStart(Exception):
     """The kernel died before it answered, KERNEL_STARTS times."""
 
 
-def kernel_config(folder: Path):
-    """The kernel manager's configuration: Unix sockets in `folder` where zmq has them, else TCP on localhost."""
+def kernel_config(folder: Path, tcp: bool = False):
+    """The kernel manager's configuration: Unix sockets in `folder` where zmq has them, else (or `tcp`) TCP on
+    localhost."""
     import zmq
     from traitlets.config import Config
 
     config = {"connection_file": str(folder / "kernel.json")}
     # sockets kernel-1 ... kernel-5; a Unix socket's path holds at most 103 bytes on macOS (107 on Linux)
-    if os.name != "nt" and zmq.has("ipc") and len(os.fsencode(folder / "kernel-00")) <= 103:
+    if not tcp and os.name != "nt" and zmq.has("ipc") and len(os.fsencode(folder / "kernel-00")) <= 103:
         config |= {"transport": "ipc", "ip": str(folder / "kernel")}
     return Config({"KernelManager": config})
 
 
-async def start_kernel(client, stack: contextlib.AsyncExitStack) -> None:
-    """`client`'s kernel started and answering, stopped when `stack` closes; started again if it dies at start."""
+async def start_kernel(client, stack: contextlib.AsyncExitStack, last_resort=None) -> None:
+    """`client`'s kernel started and answering, stopped when `stack` closes; started again if it dies at start,
+    the last time with the configuration `last_resort` if given (TCP: a folder where Unix sockets cannot be)."""
     for attempt in range(1, KERNEL_STARTS + 1):
+        if attempt == KERNEL_STARTS and last_resort is not None:
+            client.config = last_resort
         client.km = client.create_kernel_manager()
         stack.push_async_callback(stop_kernel, client, client.km)  # first: a Ctrl-C during the start stops it too
         await client.async_start_new_kernel()

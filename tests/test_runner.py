@@ -22,7 +22,7 @@ class FakeClient:
 
     def __init__(self, deaths: int, error: str = "Kernel died before replying to kernel_info"):
         self.deaths, self.error = deaths, error
-        self.km, self.started, self.stopped = None, [], []
+        self.km, self.started, self.stopped, self.config = None, [], [], "ipc"
 
     def create_kernel_manager(self):
         return object()
@@ -43,13 +43,14 @@ class FakeClient:
 
 async def start_then_close(client: FakeClient) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        await run_notebook.start_kernel(client, stack)
+        await run_notebook.start_kernel(client, stack, last_resort="tcp")
 
 
 def test_a_kernel_that_dies_as_it_starts_is_started_again_and_each_one_is_stopped_once(capsys):
     client = FakeClient(deaths=run_notebook.KERNEL_STARTS - 1)
     asyncio.run(start_then_close(client))
     assert len(client.started) == run_notebook.KERNEL_STARTS
+    assert client.config == "tcp"  # the last start takes the last resort
     assert client.stopped == client.started  # the dead ones by nbclient, the one that ran when the stack closed
     assert f"attempt 1 of {run_notebook.KERNEL_STARTS}" in capsys.readouterr().err
 
@@ -65,7 +66,13 @@ def test_other_start_errors_are_not_retried():
     client = FakeClient(deaths=1, error="Kernel didn't respond in 60 seconds")
     with pytest.raises(RuntimeError, match="didn't respond"):
         asyncio.run(start_then_close(client))
-    assert len(client.started) == 1
+    assert len(client.started) == 1 and client.config == "ipc"
+
+
+def test_a_folder_whose_socket_paths_would_be_too_long_falls_back_to_tcp(tmp_path):
+    folder = tmp_path / ("x" * 120)
+    assert run_notebook.kernel_config(folder)["KernelManager"].get("transport", "tcp") == "tcp"
+    assert run_notebook.kernel_config(tmp_path, tcp=True)["KernelManager"].get("transport", "tcp") == "tcp"
 
 
 @pytest.mark.notebooks
