@@ -452,6 +452,8 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
 
     title = json.loads((ROOT / "report.ipynb").read_text())["metadata"].get("title", "Report")
     book["metadata"]["title"] = f"{title} on {DATASET_NAMES[build.dataset]}"  # the title names the data set
+    for index, cell in enumerate(book["cells"]):  # a cell added by hand may lack one: nbformat warns at each read
+        cell.setdefault("id", f"added-{index}")
     book["metadata"]["build"] = {"fingerprint": fingerprints["full"], "code": fingerprints["code"],
                                  "sources": source_manifest()}
     out.write_text(json.dumps(book, indent=1))
