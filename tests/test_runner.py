@@ -75,14 +75,26 @@ def test_a_folder_whose_socket_paths_would_be_too_long_falls_back_to_tcp(tmp_pat
     assert run_notebook.kernel_config(tmp_path, tcp=True)["KernelManager"].get("transport", "tcp") == "tcp"
 
 
+def kernel_transport(tmp_path, temporary_folder):
+    """(transport, address) of the kernel of a runner whose temporary folders go in `temporary_folder`."""
+    code = "from ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\nprint(app.transport, app.ip)"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), tmp_path / "in.ipynb")
+    temporary_folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, ROOT / "scripts" / "run_notebook.py", tmp_path / "in.ipynb",
+                    tmp_path / "out.ipynb", "-"], input="{}", text=True, check=True, timeout=120,
+                   env={**os.environ, "TMPDIR": str(temporary_folder), "TEMP": str(temporary_folder)})
+    assert not list(temporary_folder.iterdir())  # its folder is gone
+    return tuple(nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[1].outputs[0]["text"].split())
+
+
 @pytest.mark.notebooks
 @pytest.mark.skipif(os.name == "nt", reason="Windows' kernels use TCP")
 def test_the_kernel_talks_over_unix_sockets_in_a_folder_removed_at_the_end(tmp_path):
     """No TCP ports: kernels started at once cannot take each other's (jupyter/jupyter_client#154)."""
-    code = "from ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\nprint(app.transport, app.ip)"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), tmp_path / "in.ipynb")
-    subprocess.run([sys.executable, ROOT / "scripts" / "run_notebook.py", tmp_path / "in.ipynb",
-                    tmp_path / "out.ipynb", "-"], input="{}", text=True, check=True, timeout=120)
-    transport, ip = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[1].outputs[0]["text"].split()
-    assert transport == "ipc"
-    assert not Path(ip).parent.exists()
+    assert kernel_transport(tmp_path, tmp_path / "tmp")[0] == "ipc"
+
+
+@pytest.mark.notebooks
+def test_where_unix_sockets_cannot_be_the_kernel_talks_over_tcp(tmp_path):
+    """Windows' route, and a temporary folder whose path is too long for a Unix socket."""
+    assert kernel_transport(tmp_path, tmp_path / ("x" * 110)) == ("tcp", "127.0.0.1")
