@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -91,7 +92,9 @@ def kernel_transport(tmp_path, temporary_folder):
 @pytest.mark.skipif(os.name == "nt", reason="Windows' kernels use TCP")
 def test_the_kernel_talks_over_unix_sockets_in_a_folder_removed_at_the_end(tmp_path):
     """No TCP ports: kernels started at once cannot take each other's (jupyter/jupyter_client#154)."""
-    assert kernel_transport(tmp_path, tmp_path / "tmp")[0] == "ipc"
+    # pytest's tmp_path can be too long for a socket's path (macOS: /private/var/folders/...): a short folder
+    with tempfile.TemporaryDirectory(prefix="rt-", dir="/tmp") as short:
+        assert kernel_transport(tmp_path, Path(short))[0] == "ipc"
 
 
 @pytest.mark.notebooks
