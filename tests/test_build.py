@@ -27,6 +27,8 @@ SMOKE = " ".join([
 STRIPPED = ("TDT4265_MAKE_INNER", "PARAMS", "SEED", "DATASET", "PDF_ENGINE", "AUTO_INSTALL", "PY", "BUILD_DIR",
             "PDF", "PYTEST_ARGS", "SOURCE_DATE_EPOCH")
 pytestmark = pytest.mark.notebooks
+# Ctrl-C as a terminal sends it: a signal to the build's process group (Windows has console events instead)
+POSIX_SIGNALS = pytest.mark.skipif(not hasattr(os, "killpg"), reason="signals a process group (POSIX)")
 
 
 @pytest.fixture(scope="module")
@@ -90,26 +92,29 @@ def wait_for(predicate, timeout=120):
 
 
 def processes_in(folder) -> list[str]:
-    """The command lines of the processes (runners, kernels, xelatex) working in `folder`; [] off Linux."""
+    """The command lines of the processes (runners, kernels, xelatex) working in `folder`."""
+    import psutil  # ipykernel's dependency
+
     found = []
-    for entry in Path("/proc").glob("[0-9]*"):
+    for proc in psutil.process_iter():
         try:
-            if Path(os.readlink(entry / "cwd")).is_relative_to(folder) and int(entry.name) != os.getpid():
-                found.append((entry / "cmdline").read_text().replace("\0", " "))
-        except (OSError, ValueError):
+            if proc.pid != os.getpid() and Path(proc.cwd()).is_relative_to(folder):
+                found.append(" ".join(proc.cmdline()))
+        except (psutil.Error, OSError, ValueError):
             continue
     return found
 
 
 def report_kernel_up(folder) -> bool:
     """Whether the report's runner in `folder` has started its kernel (it then waits for its parameters)."""
-    for entry in Path("/proc").glob("[0-9]*"):
+    import psutil
+
+    for proc in psutil.process_iter():
         try:
-            if "ipykernel_launcher" in (entry / "cmdline").read_text():
-                parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
-                if f"{folder}/report.ipynb" in (Path("/proc") / parent / "cmdline").read_text():
+            if "ipykernel_launcher" in " ".join(proc.cmdline()):
+                if str(Path(folder) / "report.ipynb") in " ".join(proc.parent().cmdline()):
                     return True
-        except (OSError, IndexError):
+        except (psutil.Error, OSError, AttributeError):  # gone, not ours, or no parent
             continue
     return False
 
@@ -148,6 +153,7 @@ def test_a_prose_edit_reruns_only_the_report(project):
         path.write_bytes(before)
 
 
+@POSIX_SIGNALS
 def test_ctrl_c_during_the_report_keeps_the_last_pdf_and_the_next_build_is_whole(project):
     before = pdf(project).read_bytes()
     # the code cell keeps the report running for seconds: a prose edit alone can be done before a poll sees it
@@ -172,6 +178,7 @@ def test_ctrl_c_during_the_report_keeps_the_last_pdf_and_the_next_build_is_whole
     assert make(project, "report")[0] == 0
 
 
+@POSIX_SIGNALS
 @pytest.mark.parametrize("stop", [name for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)])
 def test_ctrl_c_during_a_task_notebook_says_interrupted_and_keeps_its_results(project, tmp_path, stop):
     """Ctrl-C (SIGINT), a kill (SIGTERM) or a closed terminal (SIGHUP) to the build and all its processes."""
