@@ -185,7 +185,7 @@ def ensure_venv() -> Path:
                 raise BuildError(f"'{sys.executable} -m venv' failed ({exc}). On Debian/Ubuntu: apt-get install "
                                  "python3-venv; or run make.py with another Python >= 3.11") from None
         stamp.unlink(missing_ok=True)
-        say(f"installing the locked packages into .venv (requirements.lock, {_count_pins(LOCK_FILE)} packages)")
+        say(f"installing the locked packages into .venv (requirements.lock, {len(_locked_names())} packages)")
         _pip_install(force)
         _remove_unlocked()
         if _missing_modules(venv_python()) and not force:  # pip kept a package that an interrupted install broke
@@ -225,13 +225,17 @@ def _remove_unlocked() -> None:
     """Uninstall what .venv holds beyond the lock (what an older lock pinned): .venv is exactly the lock."""
     code = "import importlib.metadata as m; print('\\n'.join(d.metadata['Name'] for d in m.distributions()))"
     listed = subprocess.run([str(venv_python()), "-c", code], stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    locked = {_normalize(line.split("==")[0]) for line in LOCK_FILE.read_text().splitlines()
-              if "==" in line and not line.startswith((" ", "#"))}
-    extra = sorted({_normalize(n) for n in listed.stdout.split()} - locked - KEPT_UNLOCKED)
+    extra = sorted({_normalize(n) for n in listed.stdout.split()} - _locked_names() - KEPT_UNLOCKED)
     if listed.returncode == 0 and extra:
         say(f"removing from .venv what requirements.lock no longer pins: {', '.join(extra)}")
         subprocess.run([str(venv_python()), "-m", "pip", "uninstall", "--disable-pip-version-check", "-y", "-q",
                         *extra], stdin=subprocess.DEVNULL, capture_output=True)
+
+
+def _locked_names() -> set[str]:
+    """The distributions requirements.lock pins (a pin line starts with its name; markers may pin one twice)."""
+    return {_normalize(line.split("==")[0]) for line in LOCK_FILE.read_text().splitlines()
+            if "==" in line and not line.startswith((" ", "#"))}
 
 
 def _normalize(name: str) -> str:
@@ -256,10 +260,6 @@ def _runs(python: Path) -> bool:
                               timeout=60).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
-
-
-def _count_pins(lock: Path) -> int:
-    return sum(1 for line in lock.read_text().splitlines() if "==" in line and not line.startswith("#"))
 
 
 REQUIRED_MODULES = ("numpy", "matplotlib", "papermill", "nbconvert", "threadpoolctl", "tqdm", "pytest", "ruff",

@@ -8,7 +8,6 @@ nbconvert (Markdown, input cells hidden) -> pandoc from the pypandoc-binary whee
 import argparse
 import datetime
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,8 @@ from pathlib import Path
 import pypandoc
 import typst
 from nbconvert import MarkdownExporter
+
+from fileio import atomic_write
 
 # Written into the temporary folder and given to pandoc with --lua-filter.
 LUA_FILTER = r"""
@@ -105,18 +106,12 @@ def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str | None
              "--variable=page-numbering=1",
              "--output=report.typ"],
             cwd=tmp, check=True)
-        # 3. Typst -> PDF under a temporary name beside out_pdf, then an atomic rename.
-        out_pdf.parent.mkdir(parents=True, exist_ok=True)
-        part = out_pdf.with_name(f".{out_pdf.name}.{os.getpid()}.part")
-        try:
-            _, warnings = typst.compile_with_warnings(
-                str(tmp / "report.typ"), output=str(part), root=str(tmp), ignore_system_fonts=True,
-                timestamp=epoch)
-            for warning in warnings:
-                print(f"typst warning: {warning}", file=sys.stderr)
-            os.replace(part, out_pdf)
-        finally:
-            part.unlink(missing_ok=True)
+        # 3. Typst -> PDF, written through a temporary name and a rename (fileio.atomic_write).
+        pdf, warnings = typst.compile_with_warnings(str(tmp / "report.typ"), root=str(tmp), ignore_system_fonts=True,
+                                                    timestamp=epoch)
+        for warning in warnings:
+            print(f"typst warning: {warning}", file=sys.stderr)
+        atomic_write(out_pdf, pdf)
 
 
 def main() -> None:
