@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fileio import atomic_write
-from mnist import CLASS_NAMES, DATASETS, NUM_TRAIN, load_binary_dataset, load_full_mnist
+from support.fetch import CLASS_NAMES, DATASETS, NUM_TRAIN, load_binary_dataset, load_full_mnist
+from support.fileio import atomic_write
 from trainer import TrainResult, train
 from utils import GRADIENT_CHECK_EPSILON, BinaryModel, LinearModel, SoftmaxModel, gradient_check, pre_process_images
 
@@ -230,7 +230,7 @@ SOFTMAX_RUN_FIELDS = ("dataset", "train_size", "batch_size", "dtype", "learning_
 
 def _run_settings(cfg: _Config) -> dict:
     """What makes Task 3's run the same computation as Task 4's lambda = 0 run: the settings and the code."""
-    from results import modules_digest
+    from support.results import modules_digest
 
     return {**{f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}, "modules": modules_digest()}
 

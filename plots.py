@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import PIL.Image
 
-from fileio import atomic_write
+from support.fileio import atomic_write
 
 PNG_DPI = 200
 NO_TICKS = {"xticks": [], "yticks": []}  # image tiles: no ticks to lay out (much of a figure's drawing time)

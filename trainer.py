@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from fastpath import FastPath
+from support.engine import FastPath
 from utils import LinearModel, as_labels
 
 VAL_CHECKS_PER_EPOCH = 5  # the course validates every (N // batch_size) // 5 steps

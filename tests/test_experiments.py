@@ -76,7 +76,7 @@ def test_task4_waits_for_task3s_run_while_a_build_is_still_making_it(tmp_path):
 
 
 def test_a_saved_run_of_other_code_is_not_reused(tmp_path, monkeypatch):
-    import results
+    from support import results
 
     t3 = Task3Config(**TINY)
     out3 = run_task3(t3)

@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-import mnist
-from mnist import MnistError, files_from_pickle, parse_idx, restricted_loads, to_idx
+from support import fetch as mnist
+from support.fetch import MnistError, files_from_pickle, parse_idx, restricted_loads, to_idx
 
 
 @pytest.fixture

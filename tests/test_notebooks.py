@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from experiments import TASK_CONFIGS
-from results import load_results
+from support.results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ["task2.ipynb", "task3.ipynb", "task4.ipynb", "report.ipynb"]
@@ -123,7 +123,7 @@ def test_the_notebook_check_fails_on_outputs_and_fixes_them(tmp_path):
     cell = new_code_cell("1 + 1", execution_count=3, outputs=[new_output("execute_result", {"text/plain": "2"},
                                                                          execution_count=3)])
     nbformat.write(new_notebook(cells=[cell]), path)
-    script = [sys.executable, str(ROOT / "scripts" / "check_notebooks.py")]
+    script = [sys.executable, str(ROOT / "tools" / "check_notebooks.py")]
     proc = subprocess.run([*script, str(path)], capture_output=True, text=True)
     assert proc.returncode == 1 and "dirty.ipynb: cells [0] carry outputs" in proc.stderr
     assert subprocess.run([*script, "--fix", str(path)], capture_output=True).returncode == 0

@@ -2,7 +2,7 @@
 
 import pytest
 
-from params import ParameterError, parse, resolve, split_items
+from tools.params import ParameterError, parse, resolve, split_items
 
 
 def test_overrides_reach_their_task_with_python_literals():

@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-import latex_route
-import pipeline
+from tools import latex_route, pipeline
 
 
 def png(mode: str, size=(37, 11), dpi=200, **options) -> tuple[bytes, np.ndarray]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments import Task2Config, run_task2
-from results import (
+from support.results import (
     LIBRARY,
     SCHEMA_VERSION,
     ResultsError,
@@ -33,6 +33,7 @@ def sources(tmp_path):
     folder = tmp_path / "src"
     folder.mkdir()
     for name in ("task2.ipynb", *LIBRARY):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, folder / name)
     return folder
 

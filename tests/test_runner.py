@@ -1,4 +1,4 @@
-"""scripts/run_notebook.py's kernel: it starts even when other kernels start at the same moment."""
+"""tools/run_notebook.py's kernel: it starts even when other kernels start at the same moment."""
 
 import asyncio
 import contextlib
@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("run_notebook", ROOT / "scripts" / "run_notebook.py")
+spec = importlib.util.spec_from_file_location("run_notebook", ROOT / "tools" / "run_notebook.py")
 run_notebook = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(run_notebook)
 
@@ -81,7 +81,7 @@ def kernel_transport(tmp_path, temporary_folder):
     code = "from ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\nprint(app.transport, app.ip)"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), tmp_path / "in.ipynb")
     temporary_folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, ROOT / "scripts" / "run_notebook.py", tmp_path / "in.ipynb",
+    subprocess.run([sys.executable, ROOT / "tools" / "run_notebook.py", tmp_path / "in.ipynb",
                     tmp_path / "out.ipynb", "-"], input="{}", text=True, check=True, timeout=120,
                    env={**os.environ, "TMPDIR": str(temporary_folder), "TEMP": str(temporary_folder)})
     assert not list(temporary_folder.iterdir())  # its folder is gone

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from mnist import synthetic_mnist
+from support.fetch import synthetic_mnist
 from trainer import EarlyStopping, TrainingDivergedError, train
 from utils import BinaryModel, SoftmaxModel, one_hot_encode, pre_process_images
 
@@ -194,7 +194,7 @@ def test_matches_the_course_style_reference(digits, binary):
 
 
 def test_history_does_not_depend_on_check_workers_or_blocks(digits, monkeypatch):
-    import fastpath
+    from support import engine as fastpath
 
     runs = []
     for workers, block_rows in ((1, 7500), (2, 7500), (2, 64), (3, 100)):
@@ -213,7 +213,8 @@ def test_shuffled_batches_are_the_permutations_of_batch_indices(gather_batches, 
     """Batches gathered ahead, in pieces that may cross an epoch's end, are exactly X[idx] of each epoch's order."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import fastpath
+    from support import engine as fastpath
+
     from utils import batch_indices
 
     monkeypatch.setattr(fastpath, "GATHER_BATCHES", gather_batches)
@@ -231,7 +232,7 @@ def test_shuffled_batches_are_the_permutations_of_batch_indices(gather_batches, 
 
 def test_early_stopping_gives_what_a_loop_waiting_for_every_check_gives(digits, monkeypatch):
     """Checks come back several checks late; stopping rolls back to the checked step exactly."""
-    import fastpath
+    from support import engine as fastpath
 
     X_train, Y_train, X_val, Y_val = (a.astype(np.float32) if a.ndim == 2 else a for a in digits)
     settings = dict(SETTINGS, learning_rate=5.0, num_epochs=50, shuffle=True)

@@ -32,8 +32,8 @@ def markdown_as_latex(book: dict, cache_file: Path) -> dict:
     """
     import pypandoc
 
-    from fileio import atomic_write
-    from results import sha256_bytes
+    from support.fileio import atomic_write
+    from support.results import sha256_bytes
 
     book = json.loads(json.dumps(book))
     pieces = []  # (the dict holding the piece, its key)

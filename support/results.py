@@ -10,15 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from fileio import atomic_write
+from support.fileio import atomic_write
 
 SCHEMA_VERSION = 2
 RESULTS_DIR = Path("build/results")
-SOURCES_DIR = Path(__file__).resolve().parent
+SOURCES_DIR = Path(__file__).resolve().parent.parent
 # The modules the task notebooks' results depend on: a change in any of them changes every fingerprint.
-LIBRARY = ("utils.py", "trainer.py", "fastpath.py", "mnist.py", "experiments.py", "plots.py", "results.py", "fileio.py")
-# What the report's own code is: the modules and prose.py, its words.
-REPORT_MODULES = (*LIBRARY, "prose.py")
+LIBRARY = ("utils.py", "trainer.py", "support/engine.py", "support/fetch.py", "experiments.py", "plots.py",
+           "support/results.py", "support/fileio.py")
+# What the report's own code is: the modules and answers.py, its words.
+REPORT_MODULES = (*LIBRARY, "answers.py")
 # Packages whose version can change a number or a figure.
 VERSIONED = ("numpy", "matplotlib")
 REMEDY = "`make report` (or `python make.py report`) runs it again"
@@ -76,7 +77,7 @@ def fingerprint(task: str, parameters: dict, sources_dir: str | Path = SOURCES_D
     the package versions. `make report` reruns a notebook when the key of its results file is not the one it
     asks for, whoever wrote the file.
     """
-    from mnist import data_digest
+    from support.fetch import data_digest
 
     sources_dir = Path(sources_dir)
     parts = {

@@ -1,6 +1,6 @@
 """Notebooks are committed clean: no outputs, no execution counts. `--fix` clears them in place.
 
-python scripts/check_notebooks.py [--fix] [NOTEBOOK ...]   (default: every *.ipynb at the top level)
+python tools/check_notebooks.py [--fix] [NOTEBOOK ...]   (default: every *.ipynb at the top level)
 Exit status 1 lists the notebooks that carry outputs (without --fix).
 """
 
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
         else:
             dirty.append(f"{path}: cells {cells} carry outputs or execution counts")
     if dirty:
-        print("\n".join(dirty) + "\nClear them: python scripts/check_notebooks.py --fix", file=sys.stderr)
+        print("\n".join(dirty) + "\nClear them: python tools/check_notebooks.py --fix", file=sys.stderr)
         return 1
     return 0
 

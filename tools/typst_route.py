@@ -3,7 +3,7 @@
 nbconvert (Markdown, input cells hidden) -> pandoc from the pypandoc-binary wheel (--to typst)
 -> the typst wheel (Typst compiler, embedded fonts only).
 
-    venv/bin/python typst_route.py report.ipynb report.pdf [--title "..."]
+    venv/bin/python tools/typst_route.py report.ipynb report.pdf [--title "..."]
 """
 import argparse
 import datetime
@@ -17,7 +17,7 @@ import pypandoc
 import typst
 from nbconvert import MarkdownExporter
 
-from fileio import atomic_write
+from support.fileio import atomic_write
 
 # Written into the temporary folder and given to pandoc with --lua-filter.
 LUA_FILTER = r"""

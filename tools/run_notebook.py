@@ -1,4 +1,4 @@
-"""Run one notebook headless: `python scripts/run_notebook.py IN.ipynb OUT.ipynb PARAMETERS.json` (or `-`).
+"""Run one notebook headless: `python tools/run_notebook.py IN.ipynb OUT.ipynb PARAMETERS.json` (or `-`).
 
 The kernel starts first; then the parameters are read, as JSON, from the file or, with `-`, from standard input
 once the build sends them (the build starts the report's runner while the task notebooks still run, so that its
@@ -34,8 +34,8 @@ INTERRUPTED = threading.Event()  # set by Ctrl-C (or SIGTERM, SIGHUP)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from fileio import atomic_write  # noqa: E402
 from make import STOP_SIGNALS  # noqa: E402
+from support.fileio import atomic_write  # noqa: E402
 
 
 class CellFailed(Exception):

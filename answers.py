@@ -1,6 +1,6 @@
 """The report's words for its numbers: each function returns a phrase or a sentence with a branch for each outcome.
 
-report.ipynb reads the results files and calls these; tests/test_prose.py tries every branch.
+report.ipynb reads the results files and calls these; tests/test_answers.py tries every branch.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fileio import atomic_write
+from support.fileio import atomic_write
 
 # name -> (size in bytes, sha256 of the decompressed IDX file)
 FILES = {
@@ -72,7 +72,7 @@ class MnistError(RuntimeError):
 def default_cache_dir(dataset: str = "mnist") -> Path:
     """`$MNIST_DIR` (`$FASHION_MNIST_DIR`) if set, else `data/mnist/` (`data/fashion-mnist/`) next to this file."""
     env = os.environ.get("MNIST_DIR" if dataset == "mnist" else "FASHION_MNIST_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent / "data" / dataset
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / dataset
 
 
 def sha256(data: bytes) -> str:

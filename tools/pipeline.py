@@ -26,7 +26,7 @@ from pathlib import Path
 
 from make import BuildError, file_sha256, say
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 TASKS = ("task2", "task3", "task4")
 HEADINGS = tuple(f"Task {n}{s}" for n, subs in ((1, "ab"), (2, "abcde"), (3, "abcd"), (4, "abcde")) for s in subs)
 MIN_PAGES = 5
@@ -59,7 +59,7 @@ class Build:
 
 def context(variables: dict[str, str]) -> Build:
     """The build asked for; BuildError (nothing run) if a parameter is not valid."""
-    from params import ParameterError, resolve
+    from tools.params import ParameterError, resolve
 
     try:
         params = resolve(variables["PARAMS"], variables["SEED"], variables["DATASET"])
@@ -182,14 +182,14 @@ def publish(src: Path, dest: Path) -> None:
 
 
 class NotebookRun:
-    """scripts/run_notebook.py started now: its kernel starts at once, and it runs the notebook into `out` when
+    """tools/run_notebook.py started now: its kernel starts at once, and it runs the notebook into `out` when
     `run` sends it the parameters (the report's run is started while the task notebooks still run). The
     parameters go through its standard input: if this process ends first, the runner sees it closed and ends too."""
 
     def __init__(self, source: Path, out: Path):
         self.source, self.out = source, out
         out.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = start_command(python(str(ROOT / "scripts" / "run_notebook.py"), str(source), str(out), "-"),
+        self.proc = start_command(python(str(ROOT / "tools" / "run_notebook.py"), str(source), str(out), "-"),
                                   stdin=subprocess.PIPE)
 
     def run(self, parameters: dict) -> str:
@@ -242,7 +242,7 @@ def apt_install(packages: str) -> None:
 
 def step_data(build: Build) -> None:
     """The data set in its cache, verified (the notebooks verify it again when they load it)."""
-    import mnist
+    from support import fetch as mnist
 
     started = time.monotonic()
     if build.dataset == "fashion-mnist" and not mnist.FASHION_DEBIAN_DIR.exists() and can_apt(build):
@@ -267,7 +267,7 @@ def step_data(build: Build) -> None:
 
 def stale_reason(build: Build, task: str) -> str | None:
     """Why `task`'s results must be made again; None when they already carry this build's fingerprint."""
-    from results import ResultsError, fingerprint, load_results
+    from support.results import ResultsError, fingerprint, load_results
 
     try:
         load_results(task, results_dir=build.dir / "results", expected_key=fingerprint(task, build.params[task])["key"])
@@ -278,7 +278,7 @@ def stale_reason(build: Build, task: str) -> str | None:
 
 def step_task(build: Build, task: str, reason: str, extra: dict | None = None) -> list[str]:
     """Run `task`.ipynb (with `extra` run parameters) into the build; lines to print."""
-    from results import ResultsError, fingerprint, read_results
+    from support.results import ResultsError, fingerprint, read_results
 
     expected = fingerprint(task, build.params[task])
     started = time.monotonic()
@@ -350,7 +350,7 @@ def step_figures(build: Build, stale: dict[str, str] | None = None, one_left=Non
 
 def result_keys(build: Build) -> dict[str, str]:
     """{task: the fingerprint key of its results in the build}; ResultsError if one is unusable."""
-    from results import read_results
+    from support.results import read_results
 
     return {task: read_results(build.dir / "results" / f"{task}.json")["fingerprint"]["key"] for task in TASKS}
 
@@ -364,7 +364,7 @@ def report_fingerprints(build: Build, keys: dict[str, str]) -> dict[str, str]:
     code: the code cells, the results they read, the modules, the versions. An edit of the prose alone changes
     `full` but not `code`: the outputs of the last run are then reused and only the Markdown is new.
     """
-    from results import REPORT_MODULES, read_results, sha256_bytes, sha256_json, versions
+    from support.results import REPORT_MODULES, read_results, sha256_bytes, sha256_json, versions
 
     cells = [(c["cell_type"], "".join(c["source"])) for c in json.loads((ROOT / "report.ipynb").read_text())["cells"]]
     code = sha256_json({
@@ -410,7 +410,7 @@ def start_report_run(build: Build, stale: dict[str, str]) -> tuple[NotebookRun |
     """(the report's runner, whether the report changes). The runner is started now when the report will have to
     run (a task notebook is `stale`, or the report's code or results changed), so that its kernel starts while the
     task notebooks run; None when only its prose changed, or nothing."""
-    from results import ResultsError
+    from support.results import ResultsError
 
     if not stale:
         try:
@@ -448,7 +448,7 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
     finally:
         if ahead is not None:
             ahead.cancel()
-    from mnist import DATASET_NAMES
+    from support.fetch import DATASET_NAMES
 
     title = json.loads((ROOT / "report.ipynb").read_text())["metadata"].get("title", "Report")
     book["metadata"]["title"] = f"{title} on {DATASET_NAMES[build.dataset]}"  # the title names the data set
@@ -464,7 +464,7 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
 
 def source_manifest() -> dict[str, str]:
     """{file: SHA-256} of every source the report's numbers and prose come from."""
-    from results import REPORT_MODULES
+    from support.results import REPORT_MODULES
 
     names = ("report.ipynb", *(f"{t}.ipynb" for t in TASKS), *REPORT_MODULES)
     return {name: file_sha256(ROOT / name) for name in names}
@@ -512,7 +512,7 @@ def choose_engine(build: Build) -> str:
 
 def export(executed: Path, work: Path, exporter) -> str:
     """The executed report through an nbconvert exporter (typst_route.export_notebook); BuildError if it fails."""
-    from typst_route import export_notebook
+    from tools.typst_route import export_notebook
 
     try:
         return export_notebook(executed, work, exporter)
@@ -526,7 +526,7 @@ def latex_pdf(executed: Path, work: Path) -> Path:
     """nbconvert's LaTeX (inputs hidden; in this process: no second start-up), then one xelatex pass."""
     from nbconvert import LatexExporter
 
-    from latex_route import markdown_as_latex, pngs_as_pdfs
+    from tools.latex_route import markdown_as_latex, pngs_as_pdfs
 
     os.environ.update(PATH=pandoc_env()["PATH"])  # for any pandoc nbconvert would still start
     book = markdown_as_latex(json.loads(executed.read_text()), executed.parent.parent / "pdf" / "markdown-latex.json")
@@ -559,7 +559,7 @@ def latex_pdf(executed: Path, work: Path) -> Path:
 
 
 def typst_pdf(executed: Path, work: Path, title: str) -> Path:
-    from typst_route import notebook_to_pdf_typst
+    from tools.typst_route import notebook_to_pdf_typst
 
     out = work / "report.pdf"
     notebook_to_pdf_typst(executed, out, title, epoch=pdf_epoch())
@@ -594,8 +594,8 @@ def check_pdf(path: Path, min_pages: int = MIN_PAGES, headings=HEADINGS) -> int:
 
 def step_pdf(build: Build, executed: Path) -> None:
     """build.pdf from the executed report, through LaTeX or Typst, unless it already is that PDF."""
-    from fileio import atomic_write
-    from results import sha256_json
+    from support.fileio import atomic_write
+    from support.results import sha256_json
 
     engine = choose_engine(build)
     if engine == "latex":
@@ -603,7 +603,7 @@ def step_pdf(build: Build, executed: Path) -> None:
     else:
         other = "PDF_ENGINE=latex for the LaTeX route" if latex_ready() else INSTALL_TEX
     state_path = build.dir / "pdf" / f"{build.pdf.name}.state.json"
-    routes = ("pipeline.py", "latex_route.py", "typst_route.py")
+    routes = ("tools/pipeline.py", "tools/latex_route.py", "tools/typst_route.py")
     key = sha256_json({"report": recorded(executed).get("fingerprint"), "engine": engine,  # and the routes' code
                        "routes": [file_sha256(ROOT / name) for name in routes],
                        "date": os.environ.get("SOURCE_DATE_EPOCH", "").strip()})  # a new day alone: no rebuild
@@ -639,7 +639,7 @@ def step_html(build: Build, executed: Path) -> None:
 # ---------------------------------------------------------------- hand-in
 
 SUBMISSION = ("*.py", "*.ipynb", "requirements.txt", "requirements.lock", "environment.yml", "pyproject.toml",
-              "README.md", "Makefile", "scripts/*.py", "tests/*.py", "bench/*.py")
+              "README.md", "Makefile", "support/*.py", "tools/*.py", "tests/*.py", "bench/*.py")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed: the same sources give the same zip
 
 
@@ -685,7 +685,7 @@ def target_submission(build: Build) -> None:
         changed = changed_since_report(build)  # an edit while the zip was written
         if changed:
             raise BuildError(f"{', '.join(changed)} changed while the zip was written: run make submission again")
-        from fileio import atomic_write
+        from support.fileio import atomic_write
 
         atomic_write(out, buffer.getvalue())
     print("Hand in these two files:")
@@ -743,7 +743,9 @@ def target_html(build: Build) -> None:
 def target_watch(build: Build) -> None:
     """Rebuild the PDF whenever a notebook or a module is saved with new content; Ctrl-C stops."""
     def sources() -> dict[str, str]:
-        return {p.name: file_sha256(p) for p in sorted(ROOT.glob("*.ipynb")) + sorted(ROOT.glob("*.py"))}
+        patterns = ("*.ipynb", "*.py", "support/*.py", "tools/*.py")
+        return {p.relative_to(ROOT).as_posix(): file_sha256(p)
+                for pattern in patterns for p in sorted(ROOT.glob(pattern))}
 
     seen = None
     print(f"watching the notebooks and modules of {ROOT}; Ctrl-C stops")
@@ -777,8 +779,8 @@ def check_report(build: Build) -> list[str]:
     """
     from pypdf import PdfReader
 
-    from mnist import DATASET_NAMES
-    from results import ResultsError, read_results
+    from support.fetch import DATASET_NAMES
+    from support.results import ResultsError, read_results
 
     problems = []
     try:
@@ -847,7 +849,7 @@ TARGETS = {
     "watch": target_watch,
     "test": lambda build: passthrough(python("-m", "pytest", *shlex.split(build.variables["PYTEST_ARGS"]))),
     "lint": lambda build: (passthrough(python("-m", "ruff", "check", ".")),
-                           passthrough(python(str(ROOT / "scripts" / "check_notebooks.py")))),
+                           passthrough(python(str(ROOT / "tools" / "check_notebooks.py")))),
     "lock": lambda build: passthrough(python("-m", "uv", "pip", "compile", "--universal", "--generate-hashes",
                                              "--python-version", "3.11", "-q", "requirements.txt", "-o",
                                              "requirements.lock", *UNLOCKED)),

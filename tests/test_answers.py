@@ -2,7 +2,7 @@
 
 import pytest
 
-from prose import (
+from answers import (
     checked,
     count_phrase,
     epochs_text,
