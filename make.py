@@ -326,7 +326,7 @@ def main(argv: list[str]) -> int:
             return 0
         if os.environ.get(INNER) != "1":
             return relaunch(argv, variables)
-        from tools import pipeline
+        from tools import targets as pipeline
 
         try:
             return pipeline.run(targets, variables)

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from tools.pipeline import submission_files
+from tools.targets import submission_files
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = " ".join([

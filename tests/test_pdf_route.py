@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from tools import latex_route, pipeline
+from tools import latex_route
+from tools import targets as pipeline
 
 
 def png(mode: str, size=(37, 11), dpi=200, **options) -> tuple[bytes, np.ndarray]:

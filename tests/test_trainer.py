@@ -214,7 +214,6 @@ def test_shuffled_batches_are_the_permutations_of_batch_indices(gather_batches, 
     from concurrent.futures import ThreadPoolExecutor
 
     from support import engine as fastpath
-
     from utils import batch_indices
 
     monkeypatch.setattr(fastpath, "GATHER_BATCHES", gather_batches)
