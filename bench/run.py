@@ -26,7 +26,7 @@ from reference import train_reference  # noqa: E402
 
 from experiments import Task2Config, Task3Config  # noqa: E402
 from support.fetch import load_binary_dataset, load_full_mnist  # noqa: E402
-from tools.targets import submission_files  # noqa: E402
+from tools.project import handin_files  # noqa: E402
 from trainer import train  # noqa: E402
 from utils import BinaryModel, SoftmaxModel, pre_process_images  # noqa: E402
 
@@ -126,7 +126,7 @@ def floor(name: str, out: dict, num_train: int, num_val: int, outputs: int, cfg)
 
 def copy_project(dest: Path) -> None:
     """The project's sources (those of the hand-in, `make submission`) into `dest`."""
-    for name in submission_files():
+    for name in handin_files():
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, dest / name)
 

@@ -8,6 +8,7 @@ is written to a temporary name and renamed, so an interrupted fetch never looks 
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import http.client
@@ -421,8 +422,6 @@ def load_binary_dataset(class1: int = 2, class2: int = 3, train_size: int = 2000
 
 
 def main() -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(description="Fetch and verify a data set into its cache.")
     parser.add_argument("--dataset", default="mnist", choices=DATASETS)
     args = parser.parse_args()

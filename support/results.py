@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from support.fetch import data_digest
 from support.fileio import atomic_write
 
 SCHEMA_VERSION = 2
@@ -77,8 +78,6 @@ def fingerprint(task: str, parameters: dict, sources_dir: str | Path = SOURCES_D
     the package versions. `make report` reruns a notebook when the key of its results file is not the one it
     asks for, whoever wrote the file.
     """
-    from support.fetch import data_digest
-
     sources_dir = Path(sources_dir)
     parts = {
         "parameters": sha256_json(parameters),

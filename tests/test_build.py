@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from tools.targets import submission_files
+from tools.project import handin_files
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = " ".join([
@@ -35,7 +35,7 @@ POSIX_SIGNALS = pytest.mark.skipif(not hasattr(os, "killpg"), reason="signals a 
 def project(tmp_path_factory):
     """A copy of the project in a folder whose name has a space, built once (synthetic data, Typst)."""
     folder = tmp_path_factory.mktemp("build tests") / "a project"
-    for name in submission_files():  # what the hand-in holds: the build must work from it
+    for name in handin_files():  # what the hand-in holds: the build must work from it
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, folder / name)
     code, output = make(folder, "report")

@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tools import latex_route
-from tools import targets as pipeline
+from tools import latex_route, pdf
 
 
 def png(mode: str, size=(37, 11), dpi=200, **options) -> tuple[bytes, np.ndarray]:
@@ -57,7 +56,7 @@ TEXTS = ("## Task 2a: a heading\n\nA list:\n\n- one $x^2$\n- two", "Math $$\\fra
 def test_markdown_is_what_nbconverts_template_makes_of_each_piece(tmp_path, monkeypatch):
     from nbconvert.filters.pandoc import convert_pandoc
 
-    monkeypatch.setenv("PATH", pipeline.pandoc_env()["PATH"])  # nbconvert runs `pandoc`: the wheel's, as the build
+    monkeypatch.setenv("PATH", pdf.pandoc_env()["PATH"])  # nbconvert runs `pandoc`: the wheel's, as the build
 
     out = latex_route.markdown_as_latex(book(*TEXTS), tmp_path / "cache.json")
     for cell, text in zip(out["cells"], TEXTS):

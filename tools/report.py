@@ -1,0 +1,121 @@
+"""report.ipynb executed against the task notebooks' results, unless the executed report already is that; a
+prose edit reuses the last run's outputs and replaces the Markdown only."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from support.fetch import DATASET_NAMES
+from support.results import REPORT_MODULES, ResultsError, read_results, sha256_bytes, sha256_json, versions
+from tools.common import ROOT, file_sha256
+from tools.context import Build
+from tools.processes import NotebookRun, publish, staging_dir, timed
+from tools.project import TASKS
+from tools.tasks import result_keys
+
+
+def report_fingerprints(build: Build, keys: dict[str, str]) -> dict[str, str]:
+    """{"code": what the report's outputs depend on, "full": that and its prose (Markdown cells)}.
+
+    code: the code cells, the results they read, the modules, the versions. An edit of the prose alone changes
+    `full` but not `code`: the outputs of the last run are then reused and only the Markdown is new.
+    """
+    cells = [(c["cell_type"], "".join(c["source"])) for c in json.loads((ROOT / "report.ipynb").read_text())["cells"]]
+    code = sha256_json({
+        "format": 2,  # of the executed report's build metadata (2: with the sources manifest)
+        "code": [source for kind, source in cells if kind == "code"],
+        "results": {task: read_results(build.dir / "results" / f"{task}.json")["content_sha256"] for task in keys},
+        "modules": {name: sha256_bytes((ROOT / name).read_bytes()) for name in REPORT_MODULES},
+        "versions": versions(),
+    })
+    return {"code": code, "full": sha256_json({"code": code, "cells": cells})}
+
+
+def recorded(notebook: Path) -> dict:
+    """The build metadata an executed report carries ({} when there is none)."""
+    try:
+        return json.loads(notebook.read_text())["metadata"]["build"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def with_new_prose(executed: dict, source: dict) -> dict:
+    """The executed report with the source's Markdown cells: its code cells (and their outputs) are the same."""
+    done = iter(c for c in executed["cells"] if c["cell_type"] == "code"
+                and "injected-parameters" not in c.get("metadata", {}).get("tags", []))
+    injected = [c for c in executed["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    cells = []
+    for cell in source["cells"]:
+        cells.append(next(done) if cell["cell_type"] == "code" else cell)
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            cells += injected
+    return {**executed, "cells": cells}
+
+
+def report_change(build: Build, keys: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """(what the executed report needs against these results: "none", "prose" or "code", its fingerprints)."""
+    fingerprints, before = report_fingerprints(build, keys), recorded(build.dir / "notebooks" / "report.ipynb")
+    if before.get("fingerprint") == fingerprints["full"]:
+        return "none", fingerprints
+    return ("prose" if before.get("code") == fingerprints["code"] else "code"), fingerprints
+
+
+def start_report_run(build: Build, stale: dict[str, str]) -> tuple[NotebookRun | None, bool]:
+    """(the report's runner, whether the report changes). The runner is started now when the report will have to
+    run (a task notebook is `stale`, or the report's code or results changed), so that its kernel starts while the
+    task notebooks run; None when only its prose changed, or nothing."""
+    if not stale:
+        try:
+            change, _ = report_change(build, result_keys(build))
+        except ResultsError:
+            return None, True
+        if change != "code":
+            return None, change == "prose"
+    return NotebookRun(ROOT / "report.ipynb", staging_dir(build, "report") / "report.ipynb"), True
+
+
+def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = None) -> Path:
+    """build/notebooks/report.ipynb executed against these results, unless it already is.
+
+    When only the prose changed, the outputs of the last run are kept and the Markdown cells replaced. `ahead`:
+    the report's runner started before (start_report_run), used if the report runs and stopped if not.
+    """
+    executed = build.dir / "notebooks" / "report.ipynb"
+    try:
+        change, fingerprints = report_change(build, keys)
+        if change == "none":
+            return executed
+        started = time.monotonic()
+        if change == "prose":
+            out = staging_dir(build, "report") / "report.ipynb"
+            book = with_new_prose(json.loads(executed.read_text()), json.loads((ROOT / "report.ipynb").read_text()))
+            label = "report.ipynb (prose)"
+        else:
+            run = ahead or NotebookRun(ROOT / "report.ipynb", staging_dir(build, "report") / "report.ipynb")
+            ahead = None
+            run.run({"build_dir": str(build.dir), "expected_keys": keys})
+            out = run.out
+            book = json.loads(out.read_text())
+            label = "report.ipynb"
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+    title = json.loads((ROOT / "report.ipynb").read_text())["metadata"].get("title", "Report")
+    book["metadata"]["title"] = f"{title} on {DATASET_NAMES[build.dataset]}"  # the title names the data set
+    for index, cell in enumerate(book["cells"]):  # a cell added by hand may lack one: nbformat warns at each read
+        cell.setdefault("id", f"added-{index}")
+    book["metadata"]["build"] = {"fingerprint": fingerprints["full"], "code": fingerprints["code"],
+                                 "sources": source_manifest()}
+    out.write_text(json.dumps(book, indent=1))
+    publish(out, executed)
+    timed(label, started)
+    return executed
+
+
+def source_manifest() -> dict[str, str]:
+    """{file: SHA-256} of every source the report's numbers and prose come from."""
+    names = ("report.ipynb", *(f"{t}.ipynb" for t in TASKS), *REPORT_MODULES)
+    return {name: file_sha256(ROOT / name) for name in names}
+

@@ -1,0 +1,119 @@
+"""The data and the task notebooks: each runs (all at once) when its results file does not carry the fingerprint
+this build asks for, into the staging folder; its outputs are published when its results check out."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from support import fetch as mnist
+from support.results import ResultsError, fingerprint, load_results, read_results
+from tools.common import ROOT, BuildError, say
+from tools.context import Build
+from tools.processes import STOP, apt_install, can_apt, publish, run_notebook, staging_dir, timed
+from tools.project import TASKS
+
+
+def step_data(build: Build) -> None:
+    """The data set in its cache, verified (the notebooks verify it again when they load it)."""
+    started = time.monotonic()
+    if build.dataset == "fashion-mnist" and not mnist.FASHION_DEBIAN_DIR.exists() and can_apt(build):
+        with contextlib.suppress(BuildError):
+            apt_install("dataset-fashion-mnist")
+    try:
+        if build.dataset == "mnist":
+            cache, source = mnist.fetch_mnist()
+        elif build.dataset == "fashion-mnist":
+            cache, source, _ = mnist.fetch_fashion_mnist()
+        else:
+            return
+    except mnist.MnistError as exc:
+        raise BuildError(str(exc)) from None
+    if not source.startswith("cache"):
+        say(f"{build.dataset}: fetched from {source}, verified, cached in {cache}")
+        timed("data", started)
+
+
+def stale_reason(build: Build, task: str) -> str | None:
+    """Why `task`'s results must be made again; None when they already carry this build's fingerprint."""
+    try:
+        load_results(task, results_dir=build.dir / "results", expected_key=fingerprint(task, build.params[task])["key"])
+        return None
+    except ResultsError as exc:
+        return str(exc).split(": ")[0] if "missing" not in str(exc) else "no results yet"
+
+
+def step_task(build: Build, task: str, reason: str, extra: dict | None = None) -> list[str]:
+    """Run `task`.ipynb (with `extra` run parameters) into the build; lines to print."""
+    expected = fingerprint(task, build.params[task])
+    started = time.monotonic()
+    staging = staging_dir(build, task)
+    parameters = {**build.params[task], "progress": False, "out_dir": str(staging), **(extra or {})}
+    run_notebook(ROOT / f"{task}.ipynb", staging / "notebooks" / f"{task}.ipynb", parameters)
+    try:
+        record = read_results(staging / "results" / f"{task}.json")
+    except ResultsError as exc:
+        raise BuildError(f"{task}.ipynb ran but its results are not usable: {exc}") from None
+    if record["fingerprint"]["key"] != expected["key"]:
+        raise BuildError(f"{task}.ipynb changed (or a module did) while it ran: run the build again")
+    for folder in ("figures", "models", "notebooks"):  # the results file last: it vouches for the rest
+        for path in sorted((staging / folder).glob("*")) if (staging / folder).exists() else ():
+            if not path.name.startswith("."):
+                publish(path, build.dir / folder / path.name)
+    publish(staging / "results" / f"{task}.json", build.dir / "results" / f"{task}.json")
+    shutil.rmtree(staging, ignore_errors=True)
+    return [f"{task}.ipynb ran ({reason})", f"==> {task + '.ipynb':24} {time.monotonic() - started:.1f} s"]
+
+
+def stale_tasks(build: Build) -> dict[str, str]:
+    """{task: why its results must be made again} for the tasks whose results are not this build's."""
+    return {task: reason for task in TASKS if (reason := stale_reason(build, task))}
+
+
+def step_figures(build: Build, stale: dict[str, str] | None = None, one_left=None) -> dict[str, str]:
+    """The task notebooks whose results are `stale` (default: stale_tasks), all at once; {task: key}.
+
+    Task 4 reuses Task 3's run as its lambda = 0 run: it trains its other lambdas meanwhile, and waits for that
+    run at the end while the file `task3.running` says Task 3 is still running. `one_left()` is called once, when
+    at most one notebook is still running (a core is then free).
+    """
+    STOP.clear()  # a failure of an earlier build in this process (make watch) stopped its commands
+    if stale is None:
+        step_data(build)
+        stale = stale_tasks(build)
+    pending = build.staging / "task3.running"
+    if "task3" in stale:
+        pending.parent.mkdir(parents=True, exist_ok=True)
+        pending.touch()
+
+    def task3() -> list[str]:
+        try:
+            return step_task(build, "task3", stale["task3"])
+        finally:
+            pending.unlink(missing_ok=True)  # after its run is published (or it failed): Task 4 stops waiting
+
+    runs = {"task2": lambda: step_task(build, "task2", stale["task2"]), "task3": task3,
+            "task4": lambda: step_task(build, "task4", stale["task4"], {"task3_dir": str(build.dir),
+                                                                         "task3_pending": str(pending)})}
+    with ThreadPoolExecutor(max_workers=len(TASKS)) as pool:
+        futures = [pool.submit(runs[task]) for task in stale]
+        try:
+            if one_left and len(futures) <= 1:
+                one_left()
+            for done, future in enumerate(as_completed(futures), 1):
+                for line in future.result():
+                    say(line)
+                if one_left and len(futures) - done == 1:
+                    one_left()
+        except BaseException:
+            STOP.set()  # stop the notebooks still running
+            raise
+    return result_keys(build)
+
+
+def result_keys(build: Build) -> dict[str, str]:
+    """{task: the fingerprint key of its results in the build}; ResultsError if one is unusable."""
+    return {task: read_results(build.dir / "results" / f"{task}.json")["fingerprint"]["key"] for task in TASKS}
+
