@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from support.fetch import CLASS_NAMES, DATASETS, NUM_TRAIN, load_binary_dataset, load_full_mnist
+from mnist import CLASS_NAMES, DATASETS, NUM_TRAIN, load_binary_dataset, load_full_mnist
 from support.fileio import atomic_write
 from trainer import TrainResult, train
 from utils import GRADIENT_CHECK_EPSILON, BinaryModel, LinearModel, SoftmaxModel, gradient_check, pre_process_images
@@ -232,7 +232,7 @@ def _run_settings(cfg: _Config) -> dict:
     """What makes Task 3's run the same computation as Task 4's lambda = 0 run: the settings and the code."""
     from support.results import modules_digest
 
-    return {**{f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}, "modules": modules_digest()}
+    return {**{f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}, "modules": modules_digest("experiments.py")}
 
 
 def save_softmax_run(path: str | Path, result: TrainResult, w: np.ndarray, cfg: _Config) -> None:

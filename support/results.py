@@ -12,15 +12,11 @@ import numpy as np
 
 from support.fetch import data_digest
 from support.fileio import atomic_write
+from support.sources import notebook_code, project_modules
 
 SCHEMA_VERSION = 2
 RESULTS_DIR = Path("build/results")
 SOURCES_DIR = Path(__file__).resolve().parent.parent
-# The modules the task notebooks' results depend on: a change in any of them changes every fingerprint.
-LIBRARY = ("utils.py", "trainer.py", "support/engine.py", "support/fetch.py", "experiments.py", "plots.py",
-           "support/results.py", "support/fileio.py")
-# What the report's own code is: the modules and answers.py, its words.
-REPORT_MODULES = (*LIBRARY, "answers.py")
 # Packages whose version can change a number or a figure.
 VERSIONED = ("numpy", "matplotlib")
 REMEDY = "`make report` (or `python make.py report`) runs it again"
@@ -54,11 +50,7 @@ def notebook_code_digest(path: str | Path) -> str:
     As jupyter-cache does: outputs, execution counts and Markdown do not count, so saving a notebook from
     Jupyter after a run does not make its results stale.
     """
-    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
-    skip = {"parameters", "injected-parameters"}
-    code = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells
-            if c["cell_type"] == "code" and not skip & set(c.get("metadata", {}).get("tags", []))]
-    return sha256_json(code)
+    return sha256_json(notebook_code(path, skip_tags=frozenset({"parameters", "injected-parameters"})))
 
 
 def versions() -> dict:
@@ -66,23 +58,27 @@ def versions() -> dict:
     return {"python": "{}.{}".format(*sys.version_info[:2]), **{name: metadata.version(name) for name in VERSIONED}}
 
 
-def modules_digest(sources_dir: str | Path = SOURCES_DIR) -> str:
-    """SHA-256 of the modules in LIBRARY: changes when any of them does."""
-    return sha256_json({name: sha256_bytes((Path(sources_dir) / name).read_bytes()) for name in LIBRARY})
+def modules_digest(*paths: str | Path, sources_dir: str | Path = SOURCES_DIR) -> str:
+    """SHA-256 of the modules in `paths` and the project's modules that they (or the notebooks in `paths`) import,
+    at any depth (found by rule: support/sources.py); changes when any of them does."""
+    root = Path(sources_dir).resolve()
+    given = [root / p for p in paths]
+    modules = {*project_modules(*given, root=root), *(p for p in given if p.suffix == ".py")}
+    return sha256_json({p.relative_to(root).as_posix(): sha256_bytes(p.read_bytes()) for p in sorted(modules)})
 
 
 def fingerprint(task: str, parameters: dict, sources_dir: str | Path = SOURCES_DIR) -> dict:
     """What makes a task's results what they are; its `key` changes when any part does.
 
-    The full parameters, the notebook's code, the modules, the data (the digests of its verified files) and
-    the package versions. `make report` reruns a notebook when the key of its results file is not the one it
-    asks for, whoever wrote the file.
+    The full parameters, the notebook's code, the modules it imports (at any depth), the data (the digests of its
+    verified files) and the package versions. `make report` reruns a notebook when the key of its results file is
+    not the one it asks for, whoever wrote the file.
     """
     sources_dir = Path(sources_dir)
     parts = {
         "parameters": sha256_json(parameters),
         "notebook": notebook_code_digest(sources_dir / f"{task}.ipynb"),
-        "modules": modules_digest(sources_dir),
+        "modules": modules_digest(f"{task}.ipynb", sources_dir=sources_dir),
         "data": data_digest(parameters.get("dataset", "mnist")),
         "versions": versions(),
     }

@@ -84,7 +84,7 @@ def test_a_saved_run_of_other_code_is_not_reused(tmp_path, monkeypatch):
     save_softmax_run(path, out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
     t4 = Task4Config(**TINY, lambdas=(0.5,))
     assert load_softmax_run(path, t4) is not None
-    monkeypatch.setattr(results, "modules_digest", lambda sources_dir=None: "trainer.py edited since")
+    monkeypatch.setattr(results, "modules_digest", lambda *paths, sources_dir=None: "trainer.py edited since")
     assert load_softmax_run(path, t4) is None
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from experiments import Task2Config, run_task2
 from support.results import (
-    LIBRARY,
     SCHEMA_VERSION,
     ResultsError,
     fingerprint,
@@ -21,6 +20,7 @@ from support.results import (
     shuffle_comparison,
     spike_steps,
 )
+from support.sources import project_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = Task2Config(dataset="synthetic", train_size=1500, num_epochs=2, num_epochs_early_stopping=4,
@@ -29,12 +29,13 @@ TINY = Task2Config(dataset="synthetic", train_size=1500, num_epochs=2, num_epoch
 
 @pytest.fixture
 def sources(tmp_path):
-    """A folder standing in for the repository: task2.ipynb and the modules, as the repository has them."""
+    """A folder standing in for the repository: task2.ipynb and the modules it imports, as the repository has them."""
     folder = tmp_path / "src"
     folder.mkdir()
-    for name in ("task2.ipynb", *LIBRARY):
+    for path in (ROOT / "task2.ipynb", *project_modules(ROOT / "task2.ipynb")):
+        name = path.relative_to(ROOT)
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, folder / name)
+        shutil.copy(path, folder / name)
     return folder
 
 
@@ -123,6 +124,33 @@ def test_touching_a_file_or_saving_outputs_changes_no_fingerprint(tmp_path, sour
     book["cells"][-1]["source"] = "print('changed')"
     (sources / "task2.ipynb").write_text(json.dumps(book))
     assert fingerprint("task2", {}, sources)["notebook"] != before["notebook"]
+
+
+def test_an_edit_of_any_module_the_notebook_imports_at_any_depth_changes_its_fingerprint(sources):
+    before = fingerprint("task2", {}, sources)
+    imported = sorted(p.relative_to(sources).as_posix() for p in project_modules(sources / "task2.ipynb", root=sources))
+    assert {"utils.py", "trainer.py", "experiments.py", "support/engine.py"} <= set(imported)  # utils: at depth 2
+    for name in imported:
+        original = (sources / name).read_text()
+        (sources / name).write_text(original + "\n# edited\n")
+        assert fingerprint("task2", {}, sources)["modules"] != before["modules"], name
+        (sources / name).write_text(original)
+    assert fingerprint("task2", {}, sources) == before
+
+
+def test_a_module_added_to_the_notebooks_imports_is_fingerprinted_without_editing_a_list(sources):
+    (sources / "helpers.py").write_text("SCALE = 2\n")
+    (sources / "support" / "extra.py").write_text("import helpers\n")
+    before = fingerprint("task2", {}, sources)
+    (sources / "helpers.py").write_text("SCALE = 3\n")
+    assert fingerprint("task2", {}, sources) == before  # not imported yet: it does not count
+    book = json.loads((sources / "task2.ipynb").read_text())
+    book["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                          "source": "def scale():\n    from support import extra\n    return extra"})
+    (sources / "task2.ipynb").write_text(json.dumps(book))
+    with_import = fingerprint("task2", {}, sources)
+    (sources / "helpers.py").write_text("SCALE = 4\n")  # imported through support/extra.py, inside a function
+    assert fingerprint("task2", {}, sources)["modules"] != with_import["modules"]
 
 
 def test_a_replaced_figure_is_refused(tmp_path, sources):

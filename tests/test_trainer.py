@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from support.fetch import synthetic_mnist
+from mnist import synthetic_mnist
 from trainer import EarlyStopping, TrainingDivergedError, train
 from utils import BinaryModel, SoftmaxModel, one_hot_encode, pre_process_images
 

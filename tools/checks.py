@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from support.fetch import DATASET_NAMES
+from mnist import DATASET_NAMES
 from support.results import ResultsError, read_results
 from tools.common import BuildError
 from tools.context import Build

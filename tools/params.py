@@ -14,7 +14,7 @@ import ast
 import dataclasses
 
 from experiments import TASK_CONFIGS
-from support.fetch import DATASETS
+from mnist import DATASETS
 
 # Fashion-MNIST's default pair for Task 2: like 2 vs 3 in MNIST, two classes of similar shape that a linear
 # model often confuses, so the curves, early stopping and shuffling have something to show.

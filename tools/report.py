@@ -7,12 +7,13 @@ import json
 import time
 from pathlib import Path
 
-from support.fetch import DATASET_NAMES
-from support.results import REPORT_MODULES, ResultsError, read_results, sha256_bytes, sha256_json, versions
+from mnist import DATASET_NAMES
+from support.results import ResultsError, modules_digest, read_results, sha256_json, versions
+from support.sources import project_modules
 from tools.common import ROOT, file_sha256
 from tools.context import Build
 from tools.processes import NotebookRun, publish, staging_dir, timed
-from tools.project import TASKS
+from tools.project import REPORT, TASKS
 from tools.tasks import result_keys
 
 
@@ -27,7 +28,7 @@ def report_fingerprints(build: Build, keys: dict[str, str]) -> dict[str, str]:
         "format": 2,  # of the executed report's build metadata (2: with the sources manifest)
         "code": [source for kind, source in cells if kind == "code"],
         "results": {task: read_results(build.dir / "results" / f"{task}.json")["content_sha256"] for task in keys},
-        "modules": {name: sha256_bytes((ROOT / name).read_bytes()) for name in REPORT_MODULES},
+        "modules": modules_digest(REPORT),
         "versions": versions(),
     })
     return {"code": code, "full": sha256_json({"code": code, "cells": cells})}
@@ -116,6 +117,7 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
 
 def source_manifest() -> dict[str, str]:
     """{file: SHA-256} of every source the report's numbers and prose come from."""
-    names = ("report.ipynb", *(f"{t}.ipynb" for t in TASKS), *REPORT_MODULES)
+    notebooks = [ROOT / REPORT, *(ROOT / f"{task}.ipynb" for task in TASKS)]
+    names = [p.relative_to(ROOT).as_posix() for p in (*notebooks, *project_modules(*notebooks))]
     return {name: file_sha256(ROOT / name) for name in names}
 

@@ -8,7 +8,7 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from support import fetch as mnist
+from support import fetch
 from support.results import ResultsError, fingerprint, load_results, read_results
 from tools.common import ROOT, BuildError, say
 from tools.context import Build
@@ -19,17 +19,17 @@ from tools.project import TASKS
 def step_data(build: Build) -> None:
     """The data set in its cache, verified (the notebooks verify it again when they load it)."""
     started = time.monotonic()
-    if build.dataset == "fashion-mnist" and not mnist.FASHION_DEBIAN_DIR.exists() and can_apt(build):
+    if build.dataset == "fashion-mnist" and not fetch.FASHION_DEBIAN_DIR.exists() and can_apt(build):
         with contextlib.suppress(BuildError):
             apt_install("dataset-fashion-mnist")
     try:
         if build.dataset == "mnist":
-            cache, source = mnist.fetch_mnist()
+            cache, source = fetch.fetch_mnist()
         elif build.dataset == "fashion-mnist":
-            cache, source, _ = mnist.fetch_fashion_mnist()
+            cache, source, _ = fetch.fetch_fashion_mnist()
         else:
             return
-    except mnist.MnistError as exc:
+    except fetch.MnistError as exc:
         raise BuildError(str(exc)) from None
     if not source.startswith("cache"):
         say(f"{build.dataset}: fetched from {source}, verified, cached in {cache}")
