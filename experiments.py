@@ -7,18 +7,13 @@ The notebooks' `parameters` cells carry the same names and defaults (tests/test_
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from mnist import CLASS_NAMES, DATASETS, NUM_TRAIN, load_binary_dataset, load_full_mnist
-from support.fileio import atomic_write
+from support import handoff
 from trainer import TrainResult, train
 from utils import GRADIENT_CHECK_EPSILON, BinaryModel, LinearModel, SoftmaxModel, gradient_check, pre_process_images
 
@@ -226,56 +221,35 @@ def run_task3(cfg: Task3Config, progress: bool = False) -> dict:
 # The settings that make Task 3's run the same computation as Task 4's run with lambda = 0.
 SOFTMAX_RUN_FIELDS = ("dataset", "train_size", "batch_size", "dtype", "learning_rate", "num_epochs",
                       "early_stopping_patience", "shuffle_seed", "shuffle_order")
+SOFTMAX_RUN = "task3_softmax"  # the name Task 3 shares its run under
 
 
-def _run_settings(cfg: _Config) -> dict:
-    """What makes Task 3's run the same computation as Task 4's lambda = 0 run: the settings and the code."""
-    from support.results import modules_digest
-
-    return {**{f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}, "modules": modules_digest("experiments.py")}
+def share_softmax_run(result: TrainResult, w: np.ndarray, cfg: _Config) -> None:
+    """Task 3's run, for Task 4 to take as its lambda = 0 run (support/handoff.py)."""
+    handoff.share_run(SOFTMAX_RUN, {"w": w}, result.to_dict(), _run_settings(cfg), made_by=__file__)
 
 
-def save_softmax_run(path: str | Path, result: TrainResult, w: np.ndarray, cfg: _Config) -> None:
-    """Task 3's run (weights, result, settings) to an .npz file, through a temporary file and a rename."""
-    meta = json.dumps({"settings": _run_settings(cfg), "result": result.to_dict()})
-    buffer = io.BytesIO()
-    np.savez(buffer, w=w, meta=np.array(meta))
-    atomic_write(path, buffer.getvalue())
-
-
-def load_softmax_run(path: str | Path, cfg: _Config, pending: str | Path | None = None,
-                     poll_seconds: float = 0.1) -> tuple[TrainResult, np.ndarray] | None:
-    """Task 3's saved run if it exists and its settings equal cfg's (so it is Task 4's lambda = 0 run), else None.
-
-    While the file `pending` exists (a build is still running Task 3 beside this one), waits for the run.
-    """
-    run = _load_softmax_run(path, cfg)
-    while run is None and pending and Path(pending).exists():
-        time.sleep(poll_seconds)
-        run = _load_softmax_run(path, cfg)
-    return run if run is not None else _load_softmax_run(path, cfg)  # it may have come just before `pending` went
-
-
-def _load_softmax_run(path: str | Path, cfg: _Config) -> tuple[TrainResult, np.ndarray] | None:
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            w, meta = saved["w"], json.loads(str(saved["meta"]))
-    except (OSError, KeyError, ValueError):
+def take_softmax_run(cfg: _Config) -> tuple[TrainResult, np.ndarray] | None:
+    """Task 3's shared run if it is the same computation as this lambda = 0 run, else None."""
+    run = handoff.take_run(SOFTMAX_RUN, _run_settings(cfg), made_by=__file__)
+    if run is None:
         return None
-    if meta["settings"] != json.loads(json.dumps(_run_settings(cfg))):  # other settings, or other code
-        return None
+    meta, arrays = run
     try:
-        return TrainResult(**meta["result"]), w
+        return TrainResult(**meta), arrays["w"]
     except TypeError:  # saved by another version of the trainer
         return None
 
 
-def run_task4(cfg: Task4Config, progress: bool = False,
-              lambda0_run: Callable[[], tuple[TrainResult, np.ndarray] | None] | None = None) -> dict:
+def _run_settings(cfg: _Config) -> dict:
+    return {f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}
+
+
+def run_task4(cfg: Task4Config, progress: bool = False, reuse_task3: bool = True) -> dict:
     """4a gradient check with L2; one softmax run per lambda (and lambda = 0), reused by 4b, 4c and 4e.
 
-    `lambda0_run` is called when lambda = 0's turn comes, last: a run it returns (`load_softmax_run`: Task 3's run
-    with the same settings, which a build may still be making) replaces training lambda = 0.
+    With `reuse_task3`, lambda = 0's turn comes last and Task 3's shared run replaces training it when it is the
+    same computation (take_softmax_run; a build may still be making it beside this one).
     """
     X_raw, _, data = _softmax_data(cfg)
     n = cfg.gradient_check_examples
@@ -285,8 +259,8 @@ def run_task4(cfg: Task4Config, progress: bool = False,
     weights: dict[str, np.ndarray] = {}
     reused = False
     for lam in sorted({0.0, *map(float, cfg.lambdas), *map(float, cfg.weight_image_lambdas)}, reverse=True):
-        if lam == 0.0 and lambda0_run is not None:
-            saved = lambda0_run()
+        if lam == 0.0 and reuse_task3:
+            saved = take_softmax_run(cfg)
             if saved is not None:
                 runs["0.0"], weights["0.0"] = saved
                 reused = True

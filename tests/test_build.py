@@ -226,8 +226,7 @@ def test_a_jupyter_run_with_other_parameters_cannot_pass_for_the_builds_run(proj
     params = json.loads(results.read_text())["parameters"]
     other = tempfile_dir(project) / "x.ipynb"
     papermill.execute_notebook(project / "task3.ipynb", other, cwd=str(project), kernel_name="python3",
-                               progress_bar=False, parameters={**params, "num_epochs": 3, "progress": False,
-                                                               "out_dir": str(build_dir(project))})
+                               progress_bar=False, parameters={**params, "num_epochs": 3, "progress": False})
     assert json.loads(results.read_text())["parameters"]["num_epochs"] == 3  # the Jupyter run wrote its results
     code, output = make(project, "report")
     assert code == 0 and "task3.ipynb ran (" in output and "other parameters" in output, output

@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 
 from experiments import (
+    SOFTMAX_RUN,
     Task3Config,
     Task4Config,
-    load_softmax_run,
     run_task3,
     run_task4,
-    save_softmax_run,
+    share_softmax_run,
+    take_softmax_run,
 )
+from support import handoff
 
 TINY = dict(dataset="synthetic", train_size=1000, num_epochs=2, gradient_check_examples=5)
 
@@ -38,54 +40,62 @@ def test_bad_parameters_are_rejected(kwargs, error, match):
         Task3Config(**kwargs)
 
 
-def test_task4_reuses_task3s_run_only_when_it_is_the_same_computation(tmp_path):
+@pytest.fixture
+def build_folder(tmp_path, monkeypatch):
+    """A build folder that Task 3 shares its run into and Task 4 takes it from, as the build sets them."""
+    monkeypatch.setenv(handoff.OUT_ENV, str(tmp_path))
+    monkeypatch.setenv(handoff.SHARED_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_task4_reuses_task3s_run_only_when_it_is_the_same_computation(build_folder):
     t3 = Task3Config(**TINY)
     out3 = run_task3(t3)
-    path = tmp_path / "task3_softmax.npz"
-    save_softmax_run(path, out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
+    share_softmax_run(out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
+    assert (build_folder / "models" / f"{SOFTMAX_RUN}.npz").exists()
     t4 = Task4Config(**TINY, lambdas=(0.5,))
-    reused = run_task4(t4, lambda0_run=lambda: load_softmax_run(path, t4))
-    trained = run_task4(t4)
+    reused = run_task4(t4)
+    trained = run_task4(t4, reuse_task3=False)
     assert reused["lambda0_from_task3"] and not trained["lambda0_from_task3"]
     assert json.dumps(reused["runs"]["0.0"].to_dict()) == json.dumps(trained["runs"]["0.0"].to_dict())
     assert np.array_equal(reused["weights"]["0.0"], trained["weights"]["0.0"])
     assert list(reused["runs"]) == list(trained["runs"]) == ["2.0", "0.5", "0.0"]  # 2.0: a weight image
-    assert load_softmax_run(path, Task4Config(**{**TINY, "num_epochs": 3})) is None  # other settings
-    assert load_softmax_run(tmp_path / "missing.npz", t4) is None
+    assert take_softmax_run(Task4Config(**{**TINY, "num_epochs": 3})) is None  # other settings
+    (build_folder / "models" / f"{SOFTMAX_RUN}.npz").unlink()
+    assert take_softmax_run(t4) is None
 
 
-def test_task4_waits_for_task3s_run_while_a_build_is_still_making_it(tmp_path):
+def test_task4_waits_for_task3s_run_while_a_build_is_still_making_it(build_folder, monkeypatch):
     import threading
 
     t3 = Task3Config(**TINY)
     out3 = run_task3(t3)
-    path, pending = tmp_path / "task3_softmax.npz", tmp_path / "task3.running"
+    pending = build_folder / "task3.running"
     pending.touch()
+    monkeypatch.setenv(handoff.WAIT_ENV, str(pending))
 
     def task3_finishes():  # as the build does: the run is published, then the marker goes
-        save_softmax_run(path, out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
+        share_softmax_run(out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
         pending.unlink()
 
     timer = threading.Timer(0.3, task3_finishes)
     timer.start()
-    assert load_softmax_run(path, Task4Config(**TINY), pending=pending) is not None
+    assert take_softmax_run(Task4Config(**TINY)) is not None
     timer.join()
+    (build_folder / "models" / f"{SOFTMAX_RUN}.npz").unlink()
     pending.touch()
     threading.Timer(0.2, pending.unlink).start()  # Task 3 failed: the wait ends with the marker, without a run
-    assert load_softmax_run(tmp_path / "never.npz", Task4Config(**TINY), pending=pending) is None
+    assert take_softmax_run(Task4Config(**TINY)) is None
 
 
-def test_a_saved_run_of_other_code_is_not_reused(tmp_path, monkeypatch):
-    from support import results
-
+def test_a_saved_run_of_other_code_is_not_reused(build_folder, monkeypatch):
     t3 = Task3Config(**TINY)
     out3 = run_task3(t3)
-    path = tmp_path / "task3_softmax.npz"
-    save_softmax_run(path, out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
+    share_softmax_run(out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
     t4 = Task4Config(**TINY, lambdas=(0.5,))
-    assert load_softmax_run(path, t4) is not None
-    monkeypatch.setattr(results, "modules_digest", lambda *paths, sources_dir=None: "trainer.py edited since")
-    assert load_softmax_run(path, t4) is None
+    assert take_softmax_run(t4) is not None
+    monkeypatch.setattr(handoff, "modules_digest", lambda *paths, sources_dir=None: "trainer.py edited since")
+    assert take_softmax_run(t4) is None
 
 
 def test_the_course_order_is_what_its_batch_loader_draws_from_numpys_global_generator():

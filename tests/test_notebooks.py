@@ -8,12 +8,13 @@ import nbformat
 import pytest
 
 from experiments import TASK_CONFIGS
+from support.handoff import OUT_ENV, SHARED_ENV
 from support.results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ["task2.ipynb", "task3.ipynb", "task4.ipynb", "report.ipynb"]
 # notebook parameters that do not change results
-RUN_ONLY = {"progress", "out_dir", "build_dir", "task3_dir", "task3_pending", "expected_keys"}
+RUN_ONLY = {"progress", "build_dir", "expected_keys"}
 
 
 def parameters_cell(path):
@@ -63,14 +64,15 @@ def smoke_build(tmp_path_factory):
     """The three task notebooks and the report, run headless on synthetic data into a temporary build folder."""
     papermill = pytest.importorskip("papermill")
     build = tmp_path_factory.mktemp("build")
-    for task, overrides in SMOKE.items():
-        params = dict(overrides, dataset="synthetic", gradient_check_examples=10, progress=False, out_dir=str(build))
-        if task == "task4":
-            params["task3_dir"] = str(build)
-        papermill.execute_notebook(ROOT / f"{task}.ipynb", build / f"{task}.ipynb", parameters=params,
+    with pytest.MonkeyPatch.context() as env:  # where the build would have the notebooks write (support/handoff.py)
+        env.setenv(OUT_ENV, str(build))
+        env.setenv(SHARED_ENV, str(build))
+        for task, overrides in SMOKE.items():
+            params = dict(overrides, dataset="synthetic", gradient_check_examples=10, progress=False)
+            papermill.execute_notebook(ROOT / f"{task}.ipynb", build / f"{task}.ipynb", parameters=params,
+                                       cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+        papermill.execute_notebook(ROOT / "report.ipynb", build / "report.ipynb", parameters={"build_dir": str(build)},
                                    cwd=str(ROOT), kernel_name="python3", progress_bar=False)
-    papermill.execute_notebook(ROOT / "report.ipynb", build / "report.ipynb", parameters={"build_dir": str(build)},
-                               cwd=str(ROOT), kernel_name="python3", progress_bar=False)
     return build
 
 

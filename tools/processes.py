@@ -109,11 +109,11 @@ class NotebookRun:
     `run` sends it the parameters (the report's run is started while the task notebooks still run). The
     parameters go through its standard input: if this process ends first, the runner sees it closed and ends too."""
 
-    def __init__(self, source: Path, out: Path):
+    def __init__(self, source: Path, out: Path, env: dict | None = None):
         self.source, self.out = source, out
         out.parent.mkdir(parents=True, exist_ok=True)
         self.proc = start_command(python(str(ROOT / "tools" / "run_notebook.py"), str(source), str(out), "-"),
-                                  stdin=subprocess.PIPE)
+                                  env=env, stdin=subprocess.PIPE)
 
     def run(self, parameters: dict) -> str:
         """The notebook run with `parameters`; its output. BuildError showing the failing cell."""
@@ -136,9 +136,10 @@ class NotebookRun:
         _stop(self.proc)
 
 
-def run_notebook(source: Path, out: Path, parameters: dict) -> str:
-    """Execute `source` into `out` with `parameters`; its output. BuildError showing the failing cell."""
-    return NotebookRun(source, out).run(parameters)
+def run_notebook(source: Path, out: Path, parameters: dict, env: dict | None = None) -> str:
+    """Execute `source` into `out` with `parameters` (its kernel in `env`); its output. BuildError showing the
+    failing cell."""
+    return NotebookRun(source, out, env).run(parameters)
 
 
 def timed(label: str, started: float) -> None:

@@ -4,11 +4,14 @@ this build asks for, into the staging folder; its outputs are published when its
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
 
 from support import fetch
+from support.handoff import OUT_ENV, SHARED_ENV, WAIT_ENV
 from support.results import ResultsError, fingerprint, load_results, read_results
 from tools.common import ROOT, BuildError, say
 from tools.context import Build
@@ -45,13 +48,14 @@ def stale_reason(build: Build, task: str) -> str | None:
         return str(exc).split(": ")[0] if "missing" not in str(exc) else "no results yet"
 
 
-def step_task(build: Build, task: str, reason: str, extra: dict | None = None) -> list[str]:
-    """Run `task`.ipynb (with `extra` run parameters) into the build; lines to print."""
+def step_task(build: Build, task: str, reason: str, wait_for: Path | None = None) -> list[str]:
+    """Run `task`.ipynb into the build, waiting for a shared run while the file `wait_for` exists; lines to print."""
     expected = fingerprint(task, build.params[task])
     started = time.monotonic()
     staging = staging_dir(build, task)
-    parameters = {**build.params[task], "progress": False, "out_dir": str(staging), **(extra or {})}
-    run_notebook(ROOT / f"{task}.ipynb", staging / "notebooks" / f"{task}.ipynb", parameters)
+    handoff = {OUT_ENV: str(staging), SHARED_ENV: str(build.dir), **({WAIT_ENV: str(wait_for)} if wait_for else {})}
+    parameters = {**build.params[task], "progress": False}
+    run_notebook(ROOT / f"{task}.ipynb", staging / "notebooks" / f"{task}.ipynb", parameters, {**os.environ, **handoff})
     try:
         record = read_results(staging / "results" / f"{task}.json")
     except ResultsError as exc:
@@ -95,8 +99,7 @@ def step_figures(build: Build, stale: dict[str, str] | None = None, one_left=Non
             pending.unlink(missing_ok=True)  # after its run is published (or it failed): Task 4 stops waiting
 
     runs = {"task2": lambda: step_task(build, "task2", stale["task2"]), "task3": task3,
-            "task4": lambda: step_task(build, "task4", stale["task4"], {"task3_dir": str(build.dir),
-                                                                         "task3_pending": str(pending)})}
+            "task4": lambda: step_task(build, "task4", stale["task4"], wait_for=pending)}
     with ThreadPoolExecutor(max_workers=len(TASKS)) as pool:
         futures = [pool.submit(runs[task]) for task in stale]
         try:
