@@ -148,8 +148,8 @@ def save_figure(fig, name: str, out_dir: str | Path = "build/figures") -> None:
     atomic_write(Path(out_dir) / f"{name}.png", buffer.getvalue())
     plt.close(fig)
     try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
+        from IPython import get_ipython  # optional: shown only where IPython runs (a notebook)
+        from IPython.display import Image, display  # optional, as above
     except ImportError:
         return
     if get_ipython() is not None:

@@ -186,7 +186,7 @@ def train(
     best_w = None
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # only when a bar is asked for
 
         bar = tqdm(total=num_epochs * steps_per_epoch, unit="step", leave=False)
 

@@ -131,7 +131,7 @@ def check_pdf(path: Path, min_pages: int = MIN_PAGES, headings=HEADINGS) -> int:
     The headings are looked for in the PDF's outline (both routes write one), then in its text (slower).
     """
     from pypdf import PdfReader  # 0.3 s to import: only where a PDF is made or checked
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import PdfReadError  # with it
 
     def titles(outline) -> list[str]:
         return [t for item in outline for t in (titles(item) if isinstance(item, list) else [item.title])]

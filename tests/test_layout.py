@@ -1,0 +1,61 @@
+"""The repository's rooms: the assignment at the root, the machinery in packages, arrows one way."""
+
+import ast
+from pathlib import Path
+
+from support.sources import imported_names, module_file
+from tools.project import HANDIN, files
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULES = [ROOT / name for name in files(HANDIN) if name.endswith(".py") and not name.startswith(("tests/", "bench/"))]
+
+
+def imports_of(path: Path) -> set[Path]:
+    """The project's module files that `path` imports (at its top or inside a function)."""
+    return {file for name in imported_names(path.read_text()) for file in module_file(name, ROOT)} - {path}
+
+
+def test_no_import_circle():
+    graph = {path: imports_of(path) for path in MODULES}
+    done, path_so_far = set(), []
+
+    def visit(node: Path) -> None:
+        if node in path_so_far:
+            circle = path_so_far[path_so_far.index(node):] + [node]
+            raise AssertionError("import circle: " + " -> ".join(p.relative_to(ROOT).as_posix() for p in circle))
+        if node in done:
+            return
+        path_so_far.append(node)
+        for target in graph.get(node, ()):
+            visit(target)
+        path_so_far.pop()
+        done.add(node)
+
+    for node in graph:
+        visit(node)
+
+
+def test_no_module_imports_the_entry_script():
+    assert not [p.relative_to(ROOT).as_posix() for p in MODULES if ROOT / "make.py" in imports_of(p)]
+
+
+def test_the_root_shows_the_assignment_and_modules_stay_small():
+    at_root = [p.name for p in MODULES if p.parent == ROOT]
+    assert len(at_root) <= 8, at_root
+    long = {p.relative_to(ROOT).as_posix(): n for p in MODULES if p.name != "utils.py"
+            and (n := len(p.read_text().splitlines())) > 450}
+    assert not long, long
+
+
+def test_an_import_inside_a_function_says_why():
+    """Imports go at the top, except a slow or optional one, whose line carries a comment saying so."""
+    unexplained = []
+    for path in MODULES:
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(node):
+                    line = lines[inner.lineno - 1] if isinstance(inner, (ast.Import, ast.ImportFrom)) else "#"
+                    if "#" not in line:
+                        unexplained.append(f"{path.relative_to(ROOT)}:{inner.lineno}: {line.strip()}")
+    assert not unexplained, "\n".join(unexplained)
