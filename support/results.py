@@ -120,11 +120,11 @@ def read_results(path: str | Path) -> dict:
     task = path.stem
     remedy = f"{task}.ipynb must run again: {REMEDY}"
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ResultsError(f"{path} is missing: {remedy}") from None
     try:
-        record = json.loads(text)
+        record = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path} is not complete JSON ({exc}): {remedy}") from None
     if not isinstance(record, dict) or record.get("schema") != SCHEMA_VERSION:

@@ -1,7 +1,9 @@
 """Results files: atomic, sealed, fingerprinted; refused when missing, partial, altered, outdated or not asked for."""
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,20 @@ def test_a_replaced_figure_is_refused(tmp_path, sources):
     (figures / "task2b_loss.png").write_bytes(b"a figure of another run")
     with pytest.raises(ResultsError, match=r"task2b_loss.png is missing or not the figure of"):
         load_results("task2", ("runs",), tmp_path / "results", sources)
+
+
+def test_a_results_file_that_is_not_utf8_is_not_usable(tmp_path, sources):
+    (tmp_path / "task2.json").write_bytes(b"\xff\xfe\x00 damaged")
+    with pytest.raises(ResultsError, match=r"task2.json is not complete JSON .*: " + REMEDY):
+        load_results("task2", ("runs",), tmp_path, sources)
+
+
+@pytest.mark.skipif(not hasattr(os, "umask") or os.name == "nt", reason="POSIX modes")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_files_get_the_umasks_mode(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = save_results("task2", {}, {"runs": 1}, tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

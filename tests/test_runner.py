@@ -3,10 +3,12 @@
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -81,8 +83,10 @@ def kernel_transport(tmp_path, temporary_folder):
     code = "from ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\nprint(app.transport, app.ip)"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), tmp_path / "in.ipynb")
     temporary_folder.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "parameters.json").write_text("{}")
     subprocess.run([sys.executable, ROOT / "tools" / "run_notebook.py", tmp_path / "in.ipynb",
-                    tmp_path / "out.ipynb", "-"], input="{}", text=True, check=True, timeout=120,
+                    tmp_path / "out.ipynb", tmp_path / "parameters.json"], text=True, check=True, timeout=120,
+                   stdin=subprocess.DEVNULL,
                    env={**os.environ, "TMPDIR": str(temporary_folder), "TEMP": str(temporary_folder)})
     assert not list(temporary_folder.iterdir())  # its folder is gone
     return tuple(nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[1].outputs[0]["text"].split())
@@ -101,3 +105,29 @@ def test_the_kernel_talks_over_unix_sockets_in_a_folder_removed_at_the_end(tmp_p
 def test_where_unix_sockets_cannot_be_the_kernel_talks_over_tcp(tmp_path):
     """Windows' route, and a temporary folder whose path is too long for a Unix socket."""
     assert kernel_transport(tmp_path, tmp_path / ("x" * 110)) == ("tcp", "127.0.0.1")
+
+
+@pytest.mark.notebooks
+def test_the_runner_runs_the_notebook_the_build_sends_and_stops_when_the_build_is_gone(tmp_path):
+    """The build reads a notebook once and sends those bytes: an edit saved to the file meanwhile does not run.
+    It keeps standard input open while it waits; when that closes (the build was killed), the runner stops."""
+    source = tmp_path / "in.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('saved later')")]), source)
+    sent = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(answer)")])
+    runner = [sys.executable, ROOT / "tools" / "run_notebook.py", source, tmp_path / "out.ipynb", "-"]
+    proc = subprocess.Popen(runner, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc.stdin.write(json.dumps({"parameters": {"answer": 42}, "notebook": sent}) + "\n")
+    proc.stdin.flush()
+    assert proc.wait(timeout=120) == 0, proc.stdout.read()
+    proc.stdin.close()
+    cells = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
+    assert cells[-1].outputs[0]["text"] == "42\n"  # the sent notebook, with its parameters
+
+    sent = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(60)")])
+    proc = subprocess.Popen(runner, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc.stdin.write(json.dumps({"parameters": {}, "notebook": sent}) + "\n")
+    proc.stdin.flush()
+    time.sleep(3)  # the cell runs
+    started = time.monotonic()
+    proc.stdin.close()  # what a build killed with SIGKILL leaves: its end of the pipe closed
+    assert proc.wait(timeout=30) == 130 and time.monotonic() - started < 15, proc.stdout.read()

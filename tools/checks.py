@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from mnist import DATASET_NAMES
-from support.results import ResultsError, read_results
-from tools.common import BuildError
+from support.results import ResultsError, fingerprint, read_results
+from tools.common import BuildError, file_sha256
 from tools.context import Build
-from tools.pdf import check_pdf
+from tools.pdf import check_pdf, pdf_state
 from tools.project import TASKS
 
 MAX_CLIPPED = 0.05  # the share of a figure's points its y-range may leave out
@@ -15,12 +15,20 @@ MAX_CLIPPED = 0.05  # the share of a figure's points its y-range may leave out
 def check_report(build: Build) -> list[str]:
     """What is wrong with build.pdf as a report of build.dir's results: [] when nothing.
 
-    Every figure of the results is in the PDF with its caption, each task heading is there, no figure's y-range
-    leaves out more than MAX_CLIPPED of its points, and the title names the data set.
+    It is the PDF of the parameters asked for (the results' fingerprints), unchanged since it was made; every figure
+    of the results is in it with its caption, each task heading is there, no figure's y-range leaves out more than
+    MAX_CLIPPED of its points, and the title names the data set.
     """
     from pypdf import PdfReader  # 0.3 s to import: only when a PDF is checked
 
     problems = []
+    state, asked = pdf_state(build), {task: fingerprint(task, build.params[task])["key"] for task in TASKS}
+    if not build.pdf.exists() or file_sha256(build.pdf) != state.get("sha256"):
+        problems.append(f"{build.pdf} is not the PDF this build folder made last (changed, or made elsewhere): run "
+                        "make report with the same parameters first")
+    elif state.get("keys") != asked:
+        problems.append(f"{build.pdf} was made with other parameters (or code, or data) than these: run make report "
+                        "with them first")
     try:
         check_pdf(build.pdf)
     except BuildError as exc:

@@ -4,13 +4,15 @@ to that point; `help`, `clean` and `distclean` need nothing else."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
+import traceback
 
-from tools.common import ROOT, STOP_SIGNALS, BuildError, say
-from tools.venv import check_interpreter, ensure_venv
+from tools.common import ROOT, STOP_SIGNALS, BuildError, os_error, say
+from tools.venv import DirLock, check_interpreter, ensure_venv
 
 TARGETS = {
     "report": "the whole report: parameters, .venv, data, task notebooks, report.pdf",
@@ -25,7 +27,8 @@ TARGETS = {
     "tex": "check for xelatex; install it (Debian/Ubuntu, as root) if missing",
     "check-report": "check the PDF against its results: every heading and figure, no figure hiding over 5% of its data",
     "lint": "ruff on the modules, tests and notebooks; notebooks must carry no outputs",
-    "lock": "refresh requirements.lock from requirements.txt (uv pip compile --universal --generate-hashes)",
+    "lock": "refresh requirements.lock from requirements.txt (uv pip compile --universal --generate-hashes) and check "
+            "that every platform served has a wheel for each pin",
     "bench": "the trainer against a course-style reference; a full retrain, a touch and a prose edit timed",
     "lab": "JupyterLab on the project's environment",
     "clean": "remove build outputs (keeps .venv, data/ and the last PDFs)",
@@ -45,6 +48,8 @@ VARIABLES = {  # name -> (default, meaning); read from NAME=value arguments, els
     "PDF": ("", "where the PDF goes (default report.pdf, or report-<dataset>.pdf)"),
     "BENCH_ARGS": ("", "arguments for make bench, e.g. BENCH_ARGS=--only-stages"),
     "PYTEST_ARGS": ("", "extra arguments for make test, e.g. PYTEST_ARGS=\"-k params\""),
+    "MNIST_DIR": ("", "where MNIST's four files are cached (default data/mnist/)"),
+    "FASHION_MNIST_DIR": ("", "where Fashion-MNIST's four files are cached (default data/fashion-mnist/)"),
 }
 
 
@@ -114,8 +119,13 @@ def main(argv: list[str]) -> int:
             return 0
         if os.environ.get(INNER) != "1":
             return relaunch(argv, variables)
-        from tools.targets import run  # inside .venv: the steps need its packages
-
+        try:
+            from tools.targets import run  # inside .venv: the steps need its packages
+        except Exception as exc:  # an error in a module the build imports (a syntax error in utils.py): where it is
+            say("error: a module the build imports does not load:\n" + "".join(
+                traceback.format_exception_only(exc) if isinstance(exc, SyntaxError)
+                else traceback.format_exception(exc, limit=-1)).rstrip())
+            return 1
         try:
             return run(targets, variables)
         except BuildError as exc:
@@ -123,6 +133,9 @@ def main(argv: list[str]) -> int:
             return 1
     except BuildError as exc:
         say(f"error: {exc}")
+        return 2
+    except OSError as exc:  # before .venv: a read-only checkout, a full disk
+        say(f"error: {os_error(exc)}")
         return 2
     except KeyboardInterrupt:
         say("interrupted")
@@ -135,15 +148,30 @@ def clean(everything: bool) -> None:
     if everything:
         names += [".venv", ".venv.lock", "data", *(p.name for p in ROOT.glob("report*.pdf")),
                   *(p.name for p in ROOT.glob("report*.html")), "assignment_code.zip"]
+    with contextlib.ExitStack() as held:  # a build's outputs are removed only when it has finished
+        for lock in sorted((ROOT / "build").glob("**/.lock")):
+            owner = lock.with_name(".lock.owner")
+            pid = owner.read_text().strip() if owner.exists() else "unknown"
+            held.enter_context(DirLock(lock, f"a build is running in {lock.parent} (pid {pid}); clean waits for it "
+                                             "to finish"))
+        if everything:
+            held.enter_context(DirLock(ROOT / ".venv.lock", "a build is preparing .venv; clean waits for it"))
+        removed = _remove(names)
+    if os.name == "nt":  # Windows keeps the held lock files open until now
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
+    print("removed " + ", ".join(removed) if removed else "nothing to remove")
+
+
+def _remove(names: list[str]) -> list[str]:
     removed = []
     for name in names:
         path = ROOT / name
         if path.is_dir():
-            shutil.rmtree(path)
+            shutil.rmtree(path, ignore_errors=os.name == "nt")
         elif path.exists():
             path.unlink()
         else:
             continue
         removed.append(name)
-    print("removed " + ", ".join(removed) if removed else "nothing to remove")
+    return removed
 

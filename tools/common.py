@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import signal
 import sys
@@ -18,6 +19,25 @@ class BuildError(RuntimeError):
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def os_error(exc: OSError) -> BuildError:
+    """One line for a file that could not be read or written, naming it; for a read-only checkout, how to build
+    elsewhere."""
+    where = exc.filename or "a file"
+    line = f"could not read or write {where}: {exc.strerror or exc}"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and exc.filename and _in_checkout(exc.filename):
+        line += (f". {ROOT} cannot be written (read-only, or another user's): copy it somewhere writable, or build "
+                 "from it with PY=<a Python that has requirements.txt> BUILD_DIR=<folder> PDF=<file.pdf> "
+                 "MNIST_DIR=<folder with MNIST> set to writable places")
+    return BuildError(line + "; the last good outputs are kept")
+
+
+def _in_checkout(filename) -> bool:
+    try:
+        return Path(filename).resolve().is_relative_to(ROOT)
+    except (OSError, ValueError):
+        return False
 
 
 def file_sha256(path: Path) -> str:

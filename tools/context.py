@@ -46,8 +46,25 @@ def context(variables: dict[str, str]) -> Build:
     dataset = params["task2"]["dataset"]
     default_dir = ROOT / "build" if dataset == "mnist" else ROOT / "build" / dataset
     default_pdf = ROOT / ("report.pdf" if dataset == "mnist" else f"report-{dataset}.pdf")
-    return Build(dataset, Path(variables.get("BUILD_DIR") or default_dir).resolve(),
-                 Path(variables.get("PDF") or default_pdf).resolve(), params, variables)
+    pdf = Path(variables.get("PDF") or default_pdf).resolve()
+    check_output(pdf, "PDF", ".pdf", b"%PDF")
+    return Build(dataset, Path(variables.get("BUILD_DIR") or default_dir).resolve(), pdf, params, variables)
+
+
+def check_output(path: Path, name: str, suffix: str, magic: bytes) -> None:
+    """BuildError, before any work, unless `path` can take an output: it ends in `suffix`, is no folder, and is no
+    other file (an existing one must start with `magic`: an earlier output)."""
+    if path.suffix.lower() != suffix:
+        raise BuildError(f"{name}={path} does not end in {suffix}: give the {suffix} file to write (it may be "
+                         "a source, which the build would overwrite). Nothing was run.")
+    if path.is_dir():
+        raise BuildError(f"{name}={path} is a folder: give a file name in it, such as {path / ('report' + suffix)}. "
+                         "Nothing was run.")
+    if path.exists():
+        with open(path, "rb") as existing:
+            if existing.read(len(magic)) != magic:
+                raise BuildError(f"{name}={path} exists and is not a {suffix} file the build wrote: give another "
+                                 "name. Nothing was run.")
 
 
 LAST_EPOCH = 253402300799  # 9999-12-31 23:59:59 UTC: four-digit years

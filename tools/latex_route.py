@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pypandoc
 
-from support.fileio import atomic_write
+from support.fileio import atomic_write, write_file
 from support.results import sha256_bytes
 from tools.common import BuildError
 
@@ -131,7 +131,7 @@ def pngs_as_pdfs(body: str, work: Path) -> str:
         pdf = png_as_pdf((work / match[1]).read_bytes())
         if pdf is None:
             return match[0]
-        (work / match[1]).with_suffix(".pdf").write_bytes(pdf)
+        write_file((work / match[1]).with_suffix(".pdf"), pdf)
         return "{" + match[1][:-4] + ".pdf}"
 
     return re.sub(r"\{(images/[^{}]+\.png)\}", swap, body)

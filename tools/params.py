@@ -71,8 +71,12 @@ def parse(params: str, seed: str = "", dataset: str = "") -> dict[str, dict]:
             raise ParameterError(f"SEED must be an integer >= 0, received {seed!r}")
         for task in TASK_CONFIGS:
             overrides[task]["shuffle_seed"] = int(seed)
+    given: dict[str, str] = {}  # task.name -> the item that set it
     for item in split_items(params):
         key, sep, text = item.partition("=")
+        if key in given:
+            raise ParameterError(f"PARAMS sets {key} twice ({given[key]!r} and {item!r}): keep one")
+        given[key] = item
         task, dot, name = key.partition(".")
         if not sep or not dot:
             raise ParameterError(f"PARAMS items look like task3.num_epochs=20, received {item!r}")

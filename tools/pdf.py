@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pypandoc
 
-from support.fileio import atomic_write
+from support.fileio import atomic_write, write_file
 from support.results import sha256_json
 from support.sources import project_modules
 from tools.common import BuildError, file_sha256, say
@@ -21,7 +21,7 @@ from tools.context import Build, pdf_epoch
 from tools.latex_route import markdown_as_latex, pngs_as_pdfs
 from tools.processes import apt_install, can_apt, publish, run_command, staging_dir, timed
 from tools.project import HEADINGS, MIN_PAGES
-from tools.report import recorded
+from tools.report import content_digest
 from tools.typst_route import export_notebook, notebook_to_pdf_typst
 
 LATEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic"
@@ -33,6 +33,7 @@ LATEX_STYLES = ("eurosym.sty", "ulem.sty", "adjustbox.sty", "bookmark.sty")
 NONE_COUNTER = "\\makeatletter\\@ifundefined{c@none}{\\newcounter{none}}{}\\makeatother\n"
 
 
+MISSING_GLYPH = re.compile(r"^Missing character: There is no (\S+)", re.M)
 FIGURE_THEN_CAPTION = re.compile(r"(\\begin\{center\}\s*\\adjustimage\{[^\n]*\n\s*\\end\{center\}\s*"
                                  r"\{ \\hspace\*\{\\fill\} \\\\\}\s*\n)(\s*\\textbf\{Figure \d+\.\}.*?)(\n\s*\n)", re.S)
 
@@ -85,13 +86,14 @@ def export(executed: Path, work: Path, exporter) -> str:
         raise BuildError(f"nbconvert could not convert the report: {type(exc).__name__}: {exc}") from None
 
 
-def latex_pdf(executed: Path, work: Path) -> Path:
-    """nbconvert's LaTeX (inputs hidden; in this process: no second start-up), then one xelatex pass."""
+def latex_pdf(executed: Path, work: Path, cache: Path) -> Path:
+    """nbconvert's LaTeX (inputs hidden; in this process: no second start-up), then one xelatex pass; `cache` holds
+    the LaTeX of Markdown pieces converted before."""
     from nbconvert import LatexExporter  # 1.2 s to import: only where a PDF is made
 
     os.environ.update(PATH=pandoc_env()["PATH"])  # for any pandoc nbconvert would still start
-    book = markdown_as_latex(json.loads(executed.read_text()), executed.parent.parent / "pdf" / "markdown-latex.json")
-    (work / "report.ipynb").write_text(json.dumps(book))
+    book = markdown_as_latex(json.loads(executed.read_text()), cache)
+    write_file(work / "report.ipynb", json.dumps(book))
     body = export(work / "report.ipynb", work, LatexExporter(exclude_input=True, exclude_input_prompt=True,
                                                              exclude_output_prompt=True))
     # pandoc >= 3.8.2 (the wheel's) writes \def\LTcaptype{none} for tables without a caption, and nbconvert's
@@ -103,7 +105,7 @@ def latex_pdf(executed: Path, work: Path) -> Path:
     body = FIGURE_THEN_CAPTION.sub(lambda m: "\\par\\noindent\\begin{minipage}{\\linewidth}\n" + m[1] + m[2]
                                    + "\n\\end{minipage}\\par" + m[3], body)
     body = pngs_as_pdfs(body, work)
-    (work / "report.tex").write_text(body, encoding="utf-8")
+    write_file(work / "report.tex", body)
     # a PNG that stays PNG (pngs_as_pdfs) is recompressed at zlib level 9 by default: 6 takes a third of the time
     # the date under the title (\today) and the PDF's dates and ID from SOURCE_DATE_EPOCH: the same bytes each build
     date = {"SOURCE_DATE_EPOCH": str(pdf_epoch()), "FORCE_SOURCE_DATE": "1"}
@@ -116,6 +118,10 @@ def latex_pdf(executed: Path, work: Path) -> Path:
         with contextlib.suppress(OSError):
             shutil.copyfile(work / "report.log", kept)
         raise BuildError("xelatex failed on the report:\n" + "\n".join(errors[:10]) + f"\nfull log: {kept}")
+    missing = sorted(set(MISSING_GLYPH.findall((work / "report.log").read_text(errors="replace"))))
+    if missing:  # xelatex only logs them: the characters would vanish from the PDF without a word
+        say(f"warning: the LaTeX route's font has no glyph for {' '.join(missing)}: they are missing from the PDF; "
+            "write them as LaTeX math, or use PDF_ENGINE=typst (which has CJK)")
     return work / "report.pdf"
 
 
@@ -151,6 +157,29 @@ def check_pdf(path: Path, min_pages: int = MIN_PAGES, headings=HEADINGS) -> int:
     return pages
 
 
+def sealed(executed: Path) -> tuple[bytes, dict]:
+    """(the executed report's bytes, its build record), read once; BuildError if its content is not what the report
+    step wrote (an edit by hand: the next build runs the report again)."""
+    snapshot = executed.read_bytes()
+    made = json.loads(snapshot)["metadata"].get("build", {})
+    if made.get("content_sha256") != content_digest(json.loads(snapshot)):
+        raise BuildError(f"{executed} was changed after the report step wrote it: run the build again (it runs the "
+                         "report again; no PDF is made of an altered report)")
+    return snapshot, made
+
+
+def state_path(build: Build) -> Path:
+    return build.dir / "pdf" / f"{build.pdf.name}.state.json"
+
+
+def pdf_state(build: Build) -> dict:
+    """What the last PDF at build.pdf was made from ({} when unknown): its key, its SHA-256, the results' keys."""
+    try:
+        return json.loads(state_path(build).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def step_pdf(build: Build, executed: Path) -> None:
     """build.pdf from the executed report, through LaTeX or Typst, unless it already is that PDF."""
     engine = choose_engine(build)
@@ -158,23 +187,25 @@ def step_pdf(build: Build, executed: Path) -> None:
         other = "PDF_ENGINE=typst for the route without TeX"
     else:
         other = "PDF_ENGINE=latex for the LaTeX route" if latex_ready() else INSTALL_TEX
-    state_path = build.dir / "pdf" / f"{build.pdf.name}.state.json"
+    snapshot, made = sealed(executed)
     routes = project_modules(Path(__file__))  # this module's code and what it imports of the project, found by rule
-    key = sha256_json({"report": recorded(executed).get("fingerprint"), "engine": engine,  # and the routes' code
-                       "routes": [file_sha256(path) for path in [Path(__file__), *routes]],
+    key = sha256_json({"report": made["content_sha256"], "engine": engine,  # the executed report's content
+                       "routes": [file_sha256(path) for path in [Path(__file__), *routes]],  # the routes' code
                        "date": os.environ.get("SOURCE_DATE_EPOCH", "").strip()})  # a new day alone: no rebuild
-    with contextlib.suppress(OSError, ValueError):
-        state = json.loads(state_path.read_text())
-        if state["key"] == key and build.pdf.exists() and file_sha256(build.pdf) == state["sha256"]:
-            return
+    state = pdf_state(build)
+    if state.get("key") == key and build.pdf.exists() and file_sha256(build.pdf) == state.get("sha256"):
+        return
     started = time.monotonic()
     say(f"PDF through {'LaTeX (nbconvert, xelatex)' if engine == 'latex' else 'Typst (pandoc, typst)'}; {other}")
     work = staging_dir(build, "pdf")
-    title = json.loads(executed.read_text())["metadata"].get("title", "Report")
-    pdf = latex_pdf(executed, work) if engine == "latex" else typst_pdf(executed, work, title)
+    source = write_file(work / "executed.ipynb", snapshot)  # these bytes, checked, are what the PDF shows
+    title = json.loads(snapshot)["metadata"].get("title", "Report")
+    cache = build.dir / "pdf" / "markdown-latex.json"
+    pdf = latex_pdf(source, work, cache) if engine == "latex" else typst_pdf(source, work, title)
     pages = check_pdf(pdf)
     atomic_write(build.pdf, pdf.read_bytes())
-    atomic_write(state_path, json.dumps({"key": key, "sha256": file_sha256(build.pdf), "engine": engine}).encode())
+    atomic_write(state_path(build), json.dumps({"key": key, "sha256": file_sha256(build.pdf), "engine": engine,
+                                                "keys": made["keys"]}).encode())
     timed(f"PDF ({engine}, {pages} pages)", started)
 
 
@@ -182,8 +213,10 @@ def step_html(build: Build, executed: Path) -> None:
     from nbconvert import MarkdownExporter  # 1.2 s to import: only where HTML is made
 
     work = staging_dir(build, "html")
-    (work / "report.md").write_text(export(executed, work, MarkdownExporter(exclude_input=True)), encoding="utf-8")
-    title = json.loads(executed.read_text())["metadata"].get("title", "Report")
+    snapshot, _ = sealed(executed)
+    source = write_file(work / "executed.ipynb", snapshot)
+    write_file(work / "report.md", export(source, work, MarkdownExporter(exclude_input=True)))
+    title = json.loads(snapshot)["metadata"].get("title", "Report")
     code, output = run_command([pypandoc.get_pandoc_path(), "report.md", "--standalone", "--embed-resources",
                                 "--mathml", "--metadata", f"title={title}", "-o", "report.html"], cwd=work)
     if code:

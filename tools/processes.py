@@ -57,24 +57,30 @@ def start_command(command: list[str], cwd: Path = ROOT, env: dict | None = None,
                             stderr=subprocess.STDOUT, text=True, errors="replace")
 
 
-def finish_command(proc: subprocess.Popen, input: str | None = None) -> tuple[int, str]:
-    """(exit code, stdout + stderr) of a started command, once it ends, `input` sent to its standard input first;
-    stopped at an interrupt."""
-    chunks = []
+def finish_command(proc: subprocess.Popen) -> tuple[int, str]:
+    """(exit code, stdout + stderr) of a started command, once it ends; stopped at an interrupt. Its standard input
+    (a pipe, for the notebook runner) stays open until then: the runner takes its end for the build's."""
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
+    reader.start()
     try:
         while True:
             try:
-                out, _ = proc.communicate(input, timeout=0.2)
-                chunks.append(out or "")
-                return proc.returncode, "".join(chunks)
+                proc.wait(0.2)
+                break
             except subprocess.TimeoutExpired:
-                input = None  # the first call took it: the retries send the rest
                 if STOP.is_set():
                     raise KeyboardInterrupt from None
+        reader.join()
+        return proc.returncode, "".join(chunks)
     except KeyboardInterrupt:
         STOP.set()
         _stop(proc)
         raise
+    finally:
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -115,9 +121,14 @@ class NotebookRun:
         self.proc = start_command(python(str(ROOT / "tools" / "run_notebook.py"), str(source), str(out), "-"),
                                   env=env, stdin=subprocess.PIPE)
 
-    def run(self, parameters: dict) -> str:
-        """The notebook run with `parameters`; its output. BuildError showing the failing cell."""
-        code, output = finish_command(self.proc, json.dumps(parameters))
+    def run(self, parameters: dict, notebook: dict | None = None) -> str:
+        """The notebook (or `notebook`, its content as read by the build) run with `parameters`; its output.
+        BuildError showing the failing cell."""
+        message = {"parameters": parameters, **({"notebook": notebook} if notebook is not None else {})}
+        with contextlib.suppress(OSError):  # a runner that has ended already: its exit code says why
+            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.flush()
+        code, output = finish_command(self.proc)
         output = "\n".join(line for line in output.splitlines() if "Kernel is running over TCP" not in line)
         if code == 130:
             raise KeyboardInterrupt

@@ -24,9 +24,19 @@ def files(patterns: tuple[str, ...], root: Path = ROOT) -> list[str]:
     return sorted({p.relative_to(root).as_posix() for pattern in patterns for p in root.glob(pattern) if p.is_file()})
 
 
+def notebooks() -> list[str]:
+    """The build's notebooks: the report and the tasks'."""
+    return [REPORT, *(f"{task}.ipynb" for task in TASKS)]
+
+
 def handin_files(root: Path = ROOT) -> list[str]:
     """The hand-in's files, as they are in `root`."""
-    return files(HANDIN, root)
+    return sorted({*files(HANDIN, root), *(name for name in notebooks() if (root / name).is_file())})
+
+
+def left_out(root: Path = ROOT) -> list[str]:
+    """Notebooks beside the build's that the hand-in leaves out (a copy made in Jupyter, a scratch notebook)."""
+    return [name for name in files(("*.ipynb",), root) if name not in notebooks()]
 
 
 if __name__ == "__main__":  # `python3 -m tools.project headings`: one per line

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from mnist import DATASET_NAMES
+from support.fileio import write_file
 from support.results import ResultsError, modules_digest, read_results, sha256_json, versions
 from support.sources import project_modules
 from tools.common import ROOT, file_sha256
@@ -17,15 +18,21 @@ from tools.project import REPORT, TASKS
 from tools.tasks import result_keys
 
 
-def report_fingerprints(build: Build, keys: dict[str, str]) -> dict[str, str]:
+def read_source() -> dict:
+    """report.ipynb as it is now: read once per step, so that what runs is what the fingerprints describe."""
+    return json.loads((ROOT / REPORT).read_text(encoding="utf-8"))
+
+
+def report_fingerprints(build: Build, keys: dict[str, str], source: dict) -> dict[str, str]:
     """{"code": what the report's outputs depend on, "full": that and its prose (Markdown cells)}.
 
-    code: the code cells, the results they read, the modules, the versions. An edit of the prose alone changes
-    `full` but not `code`: the outputs of the last run are then reused and only the Markdown is new.
+    code: the code cells of `source` (report.ipynb as read), the results they read, the modules, the versions. An
+    edit of the prose alone changes `full` but not `code`: the outputs of the last run are then reused and only the
+    Markdown is new.
     """
-    cells = [(c["cell_type"], "".join(c["source"])) for c in json.loads((ROOT / "report.ipynb").read_text())["cells"]]
+    cells = [(c["cell_type"], "".join(c["source"])) for c in source["cells"]]
     code = sha256_json({
-        "format": 2,  # of the executed report's build metadata (2: with the sources manifest)
+        "format": 3,  # of the executed report's build metadata (3: sealed, with the keys of its results)
         "code": [source for kind, source in cells if kind == "code"],
         "results": {task: read_results(build.dir / "results" / f"{task}.json")["content_sha256"] for task in keys},
         "modules": modules_digest(REPORT),
@@ -34,11 +41,22 @@ def report_fingerprints(build: Build, keys: dict[str, str]) -> dict[str, str]:
     return {"code": code, "full": sha256_json({"code": code, "cells": cells})}
 
 
+def content_digest(book: dict) -> str:
+    """SHA-256 of an executed report's content: its cells with their outputs and its metadata, less the build's
+    record and the cells' execution times."""
+    cells = [{**cell, "metadata": {k: v for k, v in cell.get("metadata", {}).items() if k != "execution"}}
+             for cell in book["cells"]]
+    return sha256_json({"metadata": {k: v for k, v in book["metadata"].items() if k != "build"}, "cells": cells})
+
+
 def recorded(notebook: Path) -> dict:
-    """The build metadata an executed report carries ({} when there is none)."""
+    """The build metadata an executed report carries, if its content is still what the build wrote; {} when there
+    is none or it was altered (then the report runs again, and no PDF is made of it)."""
     try:
-        return json.loads(notebook.read_text())["metadata"]["build"]
-    except (OSError, ValueError, KeyError, TypeError):
+        book = json.loads(notebook.read_text(encoding="utf-8"))
+        build = book["metadata"]["build"]
+        return build if build.get("content_sha256") == content_digest(book) else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
 
@@ -55,9 +73,10 @@ def with_new_prose(executed: dict, source: dict) -> dict:
     return {**executed, "cells": cells}
 
 
-def report_change(build: Build, keys: dict[str, str]) -> tuple[str, dict[str, str]]:
+def report_change(build: Build, keys: dict[str, str], source: dict) -> tuple[str, dict[str, str]]:
     """(what the executed report needs against these results: "none", "prose" or "code", its fingerprints)."""
-    fingerprints, before = report_fingerprints(build, keys), recorded(build.dir / "notebooks" / "report.ipynb")
+    fingerprints = report_fingerprints(build, keys, source)
+    before = recorded(build.dir / "notebooks" / "report.ipynb")
     if before.get("fingerprint") == fingerprints["full"]:
         return "none", fingerprints
     return ("prose" if before.get("code") == fingerprints["code"] else "code"), fingerprints
@@ -69,7 +88,7 @@ def start_report_run(build: Build, stale: dict[str, str]) -> tuple[NotebookRun |
     task notebooks run; None when only its prose changed, or nothing."""
     if not stale:
         try:
-            change, _ = report_change(build, result_keys(build))
+            change, _ = report_change(build, result_keys(build), read_source())
         except ResultsError:
             return None, True
         if change != "code":
@@ -84,40 +103,56 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
     the report's runner started before (start_report_run), used if the report runs and stopped if not.
     """
     executed = build.dir / "notebooks" / "report.ipynb"
+    source = read_source()
     try:
-        change, fingerprints = report_change(build, keys)
+        change, fingerprints = report_change(build, keys, source)
         if change == "none":
             return executed
         started = time.monotonic()
         if change == "prose":
             out = staging_dir(build, "report") / "report.ipynb"
-            book = with_new_prose(json.loads(executed.read_text()), json.loads((ROOT / "report.ipynb").read_text()))
+            book = with_new_prose(json.loads(executed.read_text()), source)
             label = "report.ipynb (prose)"
         else:
-            run = ahead or NotebookRun(ROOT / "report.ipynb", staging_dir(build, "report") / "report.ipynb")
+            run = ahead or NotebookRun(ROOT / REPORT, staging_dir(build, "report") / "report.ipynb")
             ahead = None
-            run.run({"build_dir": str(build.dir), "expected_keys": keys})
+            run.run({"build_dir": str(build.dir), "expected_keys": keys}, notebook=source)
             out = run.out
             book = json.loads(out.read_text())
             label = "report.ipynb"
     finally:
         if ahead is not None:
             ahead.cancel()
-    title = json.loads((ROOT / "report.ipynb").read_text())["metadata"].get("title", "Report")
+    title = source["metadata"].get("title", "Report")
     book["metadata"]["title"] = f"{title} on {DATASET_NAMES[build.dataset]}"  # the title names the data set
     for index, cell in enumerate(book["cells"]):  # a cell added by hand may lack one: nbformat warns at each read
         cell.setdefault("id", f"added-{index}")
-    book["metadata"]["build"] = {"fingerprint": fingerprints["full"], "code": fingerprints["code"],
-                                 "sources": source_manifest()}
-    out.write_text(json.dumps(book, indent=1))
+    book["metadata"]["build"] = {"fingerprint": fingerprints["full"], "code": fingerprints["code"], "keys": keys,
+                                 "sources": source_manifest(source)}
+    book["metadata"]["build"]["content_sha256"] = content_digest(book)
+    write_file(out, json.dumps(book, indent=1))
     publish(out, executed)
     timed(label, started)
     return executed
 
 
-def source_manifest() -> dict[str, str]:
-    """{file: SHA-256} of every source the report's numbers and prose come from."""
+def source_manifest(source: dict | None = None) -> dict[str, str]:
+    """{file: digest of what counts in it} for every source the report's numbers and prose come from: a notebook's
+    cell sources (not its outputs or metadata: a run in Jupyter changes nothing), a module's bytes. `source`:
+    report.ipynb as the build read it (default: as it is now)."""
     notebooks = [ROOT / REPORT, *(ROOT / f"{task}.ipynb" for task in TASKS)]
-    names = [p.relative_to(ROOT).as_posix() for p in (*notebooks, *project_modules(*notebooks))]
-    return {name: file_sha256(ROOT / name) for name in names}
+    manifest = {p.relative_to(ROOT).as_posix(): counted(p) for p in (*notebooks, *project_modules(*notebooks))}
+    if source is not None:
+        manifest[REPORT] = counted(ROOT / REPORT, source)
+    return manifest
 
+
+def counted(path: Path, book: dict | None = None) -> str:
+    """The digest of what counts in a source, as the fingerprints count it: a task notebook's code cells (not its
+    outputs, metadata or Markdown), the report's cells and title (its prose is the PDF's), a module's bytes."""
+    if path.suffix != ".ipynb":
+        return file_sha256(path)
+    book = book if book is not None else json.loads(path.read_text(encoding="utf-8"))
+    cells = [(c["cell_type"], "".join(c["source"])) for c in book["cells"]
+             if path.name == REPORT or c["cell_type"] == "code"]
+    return sha256_json({"title": book.get("metadata", {}).get("title"), "cells": cells})

@@ -65,27 +65,36 @@ class NoParameters(Exception):
     """Standard input closed without parameters: the build that started this runner stopped, or is gone."""
 
 
-async def read_parameters(source: str) -> dict:
-    """The parameters in the JSON file `source`, or ("-") on standard input, once the build writes and closes it."""
+async def read_message(source: str, gone) -> dict:
+    """{"parameters": ..., "notebook": ... (optional)}: the parameters alone from the JSON file `source`, or ("-")
+    the message the build writes on standard input as one line. The build keeps standard input open while the run
+    lasts: when it closes (the build was stopped, or killed), `gone()` is called."""
     if source != "-":
-        return json.loads(Path(source).read_text(encoding="utf-8"))
+        return {"parameters": json.loads(Path(source).read_text(encoding="utf-8"))}
     loop = asyncio.get_running_loop()
     arrived = loop.create_future()
 
-    def read() -> None:  # a daemon thread: blocked on a read, it must not keep the runner from exiting
-        text = sys.stdin.read()
+    def tell(callback) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed: the runner is ending anyway
-            loop.call_soon_threadsafe(lambda: arrived.done() or arrived.set_result(text))
+            loop.call_soon_threadsafe(callback)
+
+    def read() -> None:  # a daemon thread: blocked on a read, it must not keep the runner from exiting
+        line = sys.stdin.readline()
+        tell(lambda: arrived.done() or arrived.set_result(line))
+        if line:
+            sys.stdin.read()  # returns at the end of standard input: the build closed it or is gone
+            tell(gone)
 
     threading.Thread(target=read, daemon=True).start()
-    text = await arrived
-    if not text.strip():
+    line = await arrived
+    if not line.strip():
         raise NoParameters
-    return json.loads(text)
+    return json.loads(line)
 
 
 async def execute(source: Path, parameters: str):
-    """The notebook at `source` executed with the `parameters` (a file, or "-"); CellFailed at a failing cell."""
+    """The notebook at `source` (or the one the build sends) executed with the `parameters` (a file, or "-");
+    CellFailed at a failing cell."""
     nb = nbformat.read(source, as_version=4)
     async with contextlib.AsyncExitStack() as stack:
         # nbclient's own handler of Ctrl-C only stops the kernel, which leaves a runner waiting for its parameters
@@ -105,8 +114,11 @@ async def execute(source: Path, parameters: str):
                                 resources={"metadata": {"path": str(ROOT)}}, config=kernel_config(Path(folder)))
         await start_kernel(client, stack, last_resort=kernel_config(Path(folder), tcp=True))
         info = await client.async_wait_for_reply(await ensure_async(client.kc.kernel_info()))
+        message = await read_message(parameters, gone=interrupt)
+        if "notebook" in message:  # the bytes the build fingerprinted, whatever the file holds by now
+            nb = client.nb = nbformat.reads(json.dumps(message["notebook"]), as_version=4)
         nb.metadata["language_info"] = info["content"]["language_info"]
-        inject_parameters(nb, await read_parameters(parameters))
+        inject_parameters(nb, message["parameters"])
         for index, cell in enumerate(nb.cells):
             try:
                 await client.async_execute_cell(cell, index, execution_count=client.code_cells_executed + 1)

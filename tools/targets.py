@@ -19,7 +19,7 @@ from pathlib import Path
 
 from experiments import TASK_CONFIGS
 from tools.checks import target_check_report
-from tools.common import ROOT, BuildError, file_sha256, say
+from tools.common import ROOT, BuildError, file_sha256, os_error, say
 from tools.context import Build, context
 from tools.handin import write_handin
 from tools.pdf import INSTALL_TEX, step_html, step_pdf, step_tex
@@ -31,8 +31,8 @@ from tools.tasks import stale_tasks, step_data, step_figures
 
 def print_params(build: Build) -> None:
     for task, values in build.params.items():
-        changed = {k: v for k, v in values.items() if v != TASK_CONFIGS[task]().as_dict()[k]}
-        print(f"{task}: " + (", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items()) or "the course's defaults"))
+        changed = TASK_CONFIGS[task](**values).changed()
+        print(f"{task}: " + (", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items()) or "the course's values"))
 
 
 def figures_and_report(build: Build, warm_up: str | None = None) -> Path:
@@ -131,9 +131,10 @@ TARGETS = {
     "test": lambda build: passthrough(python("-m", "pytest", *shlex.split(build.variables["PYTEST_ARGS"]))),
     "lint": lambda build: (passthrough(python("-m", "ruff", "check", ".")),
                            passthrough(python(str(ROOT / "tools" / "check_notebooks.py")))),
-    "lock": lambda build: passthrough(python("-m", "uv", "pip", "compile", "--universal", "--generate-hashes",
-                                             "--python-version", "3.11", "-q", "requirements.txt", "-o",
-                                             "requirements.lock", *UNLOCKED)),
+    "lock": lambda build: (passthrough(python("-m", "uv", "pip", "compile", "--universal", "--generate-hashes",
+                                              "--python-version", "3.11", "-q", "requirements.txt", "-o",
+                                              "requirements.lock", *UNLOCKED)),
+                           passthrough(python("-m", "tools.wheels"))),  # a wheel for every platform served
     "bench": lambda build: passthrough(python(str(ROOT / "bench" / "run.py"),
                                               *shlex.split(build.variables["BENCH_ARGS"]))),
     "lab": lambda build: passthrough(python("-m", "jupyterlab")),
@@ -151,8 +152,6 @@ def run(targets: list[str], variables: dict[str, str]) -> int:
         say(f"interrupted: the steps that had finished are kept, nothing half-done is{kept}")
         return 130
     except OSError as exc:
-        where = exc.filename or "a file"
-        raise BuildError(f"could not read or write {where}: {exc.strerror or exc}; the last good outputs are kept"
-                         ) from None
+        raise os_error(exc) from None
     return 0
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pypandoc
 import typst
 
-from support.fileio import atomic_write
+from support.fileio import atomic_write, write_file
 
 # Written into the temporary folder and given to pandoc with --lua-filter.
 LUA_FILTER = r"""
@@ -75,7 +75,7 @@ def export_notebook(executed_ipynb: Path, folder: Path, exporter) -> str:
                                              resources={"output_files_dir": "images", "unique_key": "out"})
     for name, data in resources.get("outputs", {}).items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
+        write_file(folder / name, data)
     return body
 
 
@@ -94,8 +94,8 @@ def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str | None
         from nbconvert import MarkdownExporter  # 1.2 s to import: only where a PDF is made
 
         body = export_notebook(executed_ipynb, tmp, MarkdownExporter(exclude_input=True))
-        (tmp / "report.md").write_text(body, encoding="utf-8")
-        (tmp / "filter.lua").write_text(LUA_FILTER, encoding="utf-8")
+        write_file(tmp / "report.md", body)
+        write_file(tmp / "filter.lua", LUA_FILTER)
         # 2. pandoc -> Typst with its default template (US letter, 1.25in margins, 11pt, Typst's
         #    default font Libertinus Serif, which unlike New Computer Modern has ≤ ≥ ≈ ∑).
         subprocess.run(

@@ -23,16 +23,17 @@ def venv_python(venv: Path = VENV) -> Path:
 
 
 class DirLock:
-    """An exclusive lock on a file (fcntl or msvcrt, standard library): for .venv, before filelock is installed."""
+    """An exclusive lock on a file (fcntl or msvcrt, standard library; the same lock as filelock's): for .venv before
+    filelock is installed, and for `make clean`, which waits for the builds whose folders it removes."""
 
-    def __init__(self, path: Path, what: str):
-        self.path, self.what, self.handle = path, what, None
+    def __init__(self, path: Path, waiting: str):
+        self.path, self.waiting, self.handle = path, waiting, None
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = open(self.path, "a+")
         if not self._try(blocking=False):
-            say(f"another build is preparing {self.what}; waiting")
+            say(self.waiting)
             self._try(blocking=True)
         return self
 
@@ -65,7 +66,7 @@ def ensure_venv() -> Path:
     """.venv's Python, (re)made when missing, made by another Python, or not matching the lock; one line each."""
     stamp = VENV / ".installed.json"
     want = {"lock": file_sha256(LOCK_FILE), "python": "{}.{}".format(*sys.version_info[:2])}
-    with DirLock(ROOT / ".venv.lock", ".venv"):
+    with DirLock(ROOT / ".venv.lock", "another build is preparing .venv; waiting"):
         try:
             have = json.loads(stamp.read_text())
         except (OSError, ValueError):
