@@ -13,10 +13,19 @@ from typing import ClassVar
 
 import numpy as np
 
-from mnist import CLASS_NAMES, DATASETS, NUM_TRAIN, load_binary_dataset, load_full_mnist
+from mnist import CLASS_NAMES, DATASETS, NUM_TRAIN
 from support import handoff
 from trainer import TrainResult, train
-from utils import GRADIENT_CHECK_EPSILON, BinaryModel, LinearModel, SoftmaxModel, gradient_check, pre_process_images
+from utils import (
+    GRADIENT_CHECK_EPSILON,
+    BinaryModel,
+    LinearModel,
+    SoftmaxModel,
+    gradient_check,
+    load_binary_dataset,
+    load_full_mnist,
+    pre_process_images,
+)
 
 NAME_OR_INDEX = {"class1", "class2"}
 OPTIONAL = {"early_stopping_patience"}  # None switches it off
@@ -200,7 +209,8 @@ def run_task2(cfg: Task2Config, progress: bool = False) -> dict:
     """2a gradient check; 2b/2c 50 epochs; 2d 500 epochs with early stopping; 2e the same with shuffling."""
     names = CLASS_NAMES[cfg.dataset]
     class1, class2 = (names.index(c) if isinstance(c, str) else c for c in (cfg.class1, cfg.class2))
-    X_raw, Y_train, X_val_raw, Y_val = load_binary_dataset(class1, class2, cfg.train_size, dataset=cfg.dataset)
+    X_raw, Y_train, X_val_raw, Y_val = load_binary_dataset(class1, class2, train_size=cfg.train_size,
+                                                           dataset=cfg.dataset)
     n = cfg.gradient_check_examples
     check = _gradient_check(BinaryModel(), X_raw[:n], Y_train[:n].astype(np.float64), cfg.gradient_check_seed)
     X_train, X_val = pre_process_images(X_raw, cfg.dtype), pre_process_images(X_val_raw, cfg.dtype)
@@ -225,7 +235,8 @@ def run_task2(cfg: Task2Config, progress: bool = False) -> dict:
 
 
 def _softmax_data(cfg: _Config):
-    X_raw, Y_train, X_val_raw, Y_val = load_full_mnist(cfg.train_size, dataset=cfg.dataset)
+    X_raw, Y_train, X_val_raw, Y_val = load_full_mnist(train_size=cfg.train_size, dataset=cfg.dataset)
+    Y_train, Y_val = Y_train[:, 0], Y_val[:, 0]  # labels (N,): the loss picks each row's probability without one-hot
     return X_raw, X_val_raw, (pre_process_images(X_raw, cfg.dtype), Y_train, pre_process_images(X_val_raw, cfg.dtype),
                               Y_val)
 

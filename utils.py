@@ -1,8 +1,11 @@
-"""Pure numpy: preprocessing, one-hot, batches, the two linear models, losses, accuracy, gradient check.
+"""The course's functions (TDT4265 2022, assignment 1), with its names and semantics, in pure numpy: preprocessing,
+one-hot, the batch loader, the data sets, the two models, the cross-entropy, accuracy and the gradient check.
 
-Shapes use fixed symbols: X (N, D) with D = 785 (784 pixels in [-1, 1] and a bias column of ones),
-labels y (N,) in 0..K-1, one-hot Y (N, K), binary targets (N, 1) in {0, 1}, weights w (D, K).
-Losses are computed from logits, so they stay finite for any finite weights.
+Shapes use fixed symbols: X (N, D) with D = 785 (784 pixels in [-1, 1] and a bias column of ones), labels y (N,) or
+(N, 1) in 0..K-1, one-hot Y (N, K), binary targets (N, 1) in {0, 1}, weights w (D, K), outputs (probabilities)
+(N, K). Training (trainer.py) runs these functions: the activation, the loss, `backward` and the update.
+Where ours go beyond the course's (labels (N,) as targets, a dtype, a Generator for shuffling, output buffers), it
+is through keywords whose defaults are the course's.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import numpy as np
+
+import mnist
 
 NUM_PIXELS = 784
 NUM_INPUTS = NUM_PIXELS + 1  # the bias trick: a column of ones appended to X
@@ -42,6 +47,8 @@ def pre_process_images(X: np.ndarray, dtype=np.float64) -> np.ndarray:
 def check_labels(y: np.ndarray, num_classes: int) -> np.ndarray:
     """Labels (N,) or (N, 1) of integers in [0, num_classes) -> (N,) intp; ValueError otherwise."""
     y = np.asarray(y)
+    if y.dtype == np.intp and y.ndim == 1 and (not y.size or (y.min() >= 0 and y.max() < num_classes)):
+        return y  # already labels (the trainer's batches): no copy
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -54,101 +61,159 @@ def check_labels(y: np.ndarray, num_classes: int) -> np.ndarray:
     return y.astype(np.intp)
 
 
-def one_hot_encode(y: np.ndarray, num_classes: int, dtype=np.float64) -> np.ndarray:
-    """Labels (N,) or (N, 1) in [0, num_classes) -> one-hot Y (N, num_classes)."""
-    y = check_labels(y, num_classes)
-    Y = np.zeros((y.shape[0], num_classes), dtype=dtype)
-    Y[np.arange(y.shape[0]), y] = 1
-    return Y
+def one_hot_encode(Y: np.ndarray, num_classes: int, dtype=np.float64) -> np.ndarray:
+    """Labels (N, 1) (or (N,)) in [0, num_classes) -> one-hot (N, num_classes)."""
+    y = check_labels(Y, num_classes)
+    one_hot = np.zeros((y.shape[0], num_classes), dtype=dtype)
+    one_hot[np.arange(y.shape[0]), y] = 1
+    return one_hot
 
 
-def batch_indices(num_examples: int, batch_size: int,
+def batch_indices(num_examples: int, batch_size: int, shuffle: bool = False, drop_last: bool = True,
                   rng: np.random.Generator | np.random.RandomState | None = None) -> list[np.ndarray]:
-    """One epoch's batches as index arrays (N // batch_size of them, the last partial batch dropped).
+    """One epoch's batches as index arrays: N // batch_size of them (with `drop_last`, the course's way for
+    training), else the last partial one too.
 
-    Without `rng`, 0..N-1 in order. With a numpy Generator, a fresh permutation drawn from it. With a legacy
-    RandomState, the course's order: `shuffle` of a fresh list 0..N-1 (its batch_loader does that with numpy's
-    global generator, seeded at import; a RandomState(seed) gives the same draws without global state).
+    Without `shuffle`, 0..N-1 in order. With it, as the course's batch_loader does: `shuffle` of a fresh list 0..N-1
+    by numpy's global generator (which the course's task scripts seed), or by `rng`: a RandomState draws the same
+    orders without global state, a Generator draws `permutation`s.
     """
     if not 1 <= batch_size <= num_examples:
         raise ValueError(f"batch_size must be in [1, {num_examples}] (the number of examples), received {batch_size}")
-    if isinstance(rng, np.random.RandomState):
-        indices = list(range(num_examples))
-        rng.shuffle(indices)
-        order = np.asarray(indices)
-    elif rng is not None:
+    if not shuffle:
+        order = np.arange(num_examples)
+    elif isinstance(rng, np.random.Generator):
         order = rng.permutation(num_examples)
     else:
-        order = np.arange(num_examples)
-    num_batches = num_examples // batch_size
+        indices = list(range(num_examples))
+        (rng or np.random).shuffle(indices)
+        order = np.asarray(indices)
+    num_batches = num_examples // batch_size if drop_last else -(-num_examples // batch_size)
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(num_batches)]
 
 
-def batch_loader(X: np.ndarray, Y: np.ndarray, batch_size: int,
+def batch_loader(X: np.ndarray, Y: np.ndarray, batch_size: int, shuffle: bool = False, drop_last: bool = True, *,
                  rng: np.random.Generator | np.random.RandomState | None = None) -> Iterator[tuple[np.ndarray, ...]]:
-    """Yield one epoch of (X_batch (B, D), Y_batch (B, ...)); shuffled when `rng` is given; inputs untouched."""
+    """One epoch of (X_batch (B, D), Y_batch (B, ...)), as the course's batch_loader yields them; inputs untouched."""
     if len(X) != len(Y):
         raise ValueError(f"X and Y must have the same length, received {len(X)} and {len(Y)}")
-    for idx in batch_indices(len(X), batch_size, rng):
+    for idx in batch_indices(len(X), batch_size, shuffle, drop_last, rng):
         yield X[idx], Y[idx]
+
+
+def binary_prune_dataset(class1: int, class2: int, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The images of `class1` (label 1) and `class2` (label 0) only: X (M, 784), Y (M,) uint8."""
+    keep = (Y == class1) | (Y == class2)
+    return X[keep], (Y[keep] == class1).astype(np.uint8)
+
+
+def load_binary_dataset(class1: int = 2, class2: int = 3, *, train_size: int = 20000, val_size: int | None = None,
+                        rng: np.random.Generator | None = None, dataset: str = "mnist", cache_dir=None):
+    """(X_train, Y_train, X_val, Y_val) of `class1` (label 1) and `class2` (label 0): X uint8 (N, 784), Y (N, 1).
+
+    The split is load_full_mnist's, then pruned to the two classes.
+    """
+    for c in (class1, class2):
+        if not (isinstance(c, (int, np.integer)) and 0 <= c <= 9):
+            raise ValueError(f"classes must be digits 0..9, received {class1!r} and {class2!r}")
+    if class1 == class2:
+        raise ValueError(f"class1 and class2 must differ, received {class1} twice")
+    X_train, Y_train, X_val, Y_val = mnist.split(*mnist.load(dataset, cache_dir), train_size, val_size, rng)
+    X_train, Y_train = binary_prune_dataset(class1, class2, X_train, Y_train)
+    X_val, Y_val = binary_prune_dataset(class1, class2, X_val, Y_val)
+    return X_train, Y_train.reshape(-1, 1), X_val, Y_val.reshape(-1, 1)
+
+
+def load_full_mnist(*, train_size: int = 20000, val_size: int | None = None, rng: np.random.Generator | None = None,
+                    dataset: str = "mnist", cache_dir=None):
+    """(X_train, Y_train, X_val, Y_val): X uint8 (N, 784), Y (N, 1) in 0..9.
+
+    The course's final split: the first `train_size` images of the training set, and the test set as validation.
+    With `rng` (a numpy Generator), random disjoint subsets of the training set of the given sizes instead.
+    """
+    X_train, Y_train, X_val, Y_val = mnist.split(*mnist.load(dataset, cache_dir), train_size, val_size, rng)
+    return X_train, Y_train.reshape(-1, 1), X_val, Y_val.reshape(-1, 1)
 
 
 # ---------------------------------------------------------------- activations and losses
 
 
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Logistic function, no overflow for any |z|: 1 / (1 + exp(-z)) written with tanh."""
-    return 0.5 * (1 + np.tanh(0.5 * logits))
+def sigmoid(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Logistic function 1 / (1 + exp(-z)), written with tanh: no overflow for any |z|; into `out` if given."""
+    out = np.multiply(logits, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Logits (N, K) -> probabilities (N, K), rows summing to 1; the row maximum is subtracted first."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    exp /= exp.sum(axis=1, keepdims=True)
-    return exp
+    out = np.subtract(logits, logits.max(axis=1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
 
 
-def log_sum_exp(logits: np.ndarray) -> np.ndarray:
-    """Logits (N, K) -> log(sum_k exp z_k) (N,), without overflow."""
-    row_max = logits.max(axis=1)
-    return row_max + np.log(np.exp(logits - row_max[:, None]).sum(axis=1))
+def cross_entropy_loss(targets: np.ndarray, outputs: np.ndarray) -> float:
+    """Mean cross-entropy over the batch of the outputs (probabilities) against the targets, as the course has it.
+
+    Binary: targets and outputs (N, 1), C = -[y ln yhat + (1 - y) ln(1 - yhat)]. Softmax: outputs (N, K) and one-hot
+    targets (N, K) (or labels (N,)), C = -sum_k y_k ln yhat_k. A probability that rounded to exactly 0 or 1 is taken
+    as the nearest representable value inside (0, 1) of its dtype, so the loss stays finite.
+    """
+    outputs = np.asarray(outputs)
+    targets = np.asarray(targets)
+    if outputs.ndim != 2:
+        raise ValueError(f"outputs must have shape (N, K), received {outputs.shape}")
+    tiny, below_one = _open_unit_interval(outputs.dtype)
+    if outputs.shape[1] == 1:
+        if targets.shape != outputs.shape:
+            raise ValueError(f"binary targets must have shape {outputs.shape} like the outputs, received "
+                             f"{targets.shape}")
+        p = np.minimum(np.maximum(outputs, tiny), below_one)  # np.clip's result, without its overhead
+        return -float((targets * np.log(p) + (1 - targets) * np.log1p(-p)).sum()) / len(outputs)
+    if targets.shape == outputs.shape:  # one-hot, the course's
+        return -float((targets * np.log(np.minimum(np.maximum(outputs, tiny), below_one))).sum()) / len(outputs)
+    labels = check_labels(targets, outputs.shape[1])
+    if labels.shape[0] != outputs.shape[0]:
+        raise ValueError(f"{outputs.shape[0]} rows of outputs but {labels.shape[0]} targets")
+    picked = outputs[np.arange(len(labels)), labels]
+    return -float(np.log(np.minimum(np.maximum(picked, tiny), below_one)).sum()) / len(labels)
 
 
-def binary_cross_entropies(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """-[y ln yhat + (1 - y) ln(1 - yhat)] per example (N, 1), yhat = sigmoid(z); logits and targets (N, 1)."""
-    # -ln sigmoid(z) = softplus(-z) and -ln(1 - sigmoid(z)) = softplus(z); softplus(z) = logaddexp(0, z)
-    return np.logaddexp(0, logits) - targets * logits
+def _open_unit_interval(dtype) -> tuple[float, float]:
+    """The smallest normal number and the largest number below 1 of a float dtype."""
+    if dtype not in _UNIT_INTERVAL:
+        info = np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64)
+        _UNIT_INTERVAL[dtype] = info.tiny, 1 - info.epsneg
+    return _UNIT_INTERVAL[dtype]
 
 
-def binary_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
-    """Mean of `binary_cross_entropies`; logits and targets (N, 1)."""
-    return float(np.mean(binary_cross_entropies(logits, targets)))
+_UNIT_INTERVAL: dict = {}  # dtype -> (tiny, the largest number below 1)
 
 
-def softmax_cross_entropies(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """-ln softmax(z)[y] per example (N,); logits (N, K), labels (N,) integers."""
-    return log_sum_exp(logits) - logits[np.arange(len(labels)), labels]
-
-
-def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean of `softmax_cross_entropies`; logits (N, K), labels (N,) integers."""
-    return float(np.mean(softmax_cross_entropies(logits, labels)))
-
-
-def cross_entropy_loss(logits: np.ndarray, targets: np.ndarray) -> float:
-    """Mean cross-entropy from logits (N, 1) with binary targets (N, 1), or (N, K) with labels (N,) or one-hot."""
-    if logits.ndim != 2:
-        raise ValueError(f"logits must have shape (N, K), received {logits.shape}")
+def example_losses_from_logits(targets: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """The cross-entropy of each example (N,) computed from the logits (N, K): exact for any finite logits (the
+    gradient check moves weights far from where training takes them). Binary: targets (N, 1); else labels (N,)."""
     if logits.shape[1] == 1:
-        if targets.shape != logits.shape:
-            raise ValueError(f"binary targets must have shape {logits.shape} like the logits, received {targets.shape}")
-        return binary_cross_entropy(logits, targets)
-    return softmax_cross_entropy(logits, as_labels(targets, logits.shape[1]))
+        # -ln sigmoid(z) = softplus(-z) and -ln(1 - sigmoid(z)) = softplus(z); softplus(z) = logaddexp(0, z)
+        return (np.logaddexp(0, logits) - targets * logits)[:, 0]
+    row_max = logits.max(axis=1)
+    log_sum_exp = row_max + np.log(np.exp(logits - row_max[:, None]).sum(axis=1))
+    return log_sum_exp - logits[np.arange(len(targets)), targets]
+
+
+def cross_entropy_from_logits(targets: np.ndarray, logits: np.ndarray) -> float:
+    """`cross_entropy_loss` computed from the logits instead of the probabilities: the mean of
+    `example_losses_from_logits`; binary targets (N, 1), or labels (N,) / one-hot (N, K)."""
+    if logits.shape[1] > 1:
+        targets = as_labels(targets, logits.shape[1])
+    return float(np.mean(example_losses_from_logits(targets, logits)))
 
 
 def as_labels(targets: np.ndarray, num_classes: int) -> np.ndarray:
-    """Labels (N,) or one-hot (N, K) -> labels (N,) intp."""
+    """Labels (N,) or (N, 1), or one-hot (N, K) -> labels (N,) intp."""
     targets = np.asarray(targets)
     if targets.ndim == 2 and targets.shape[1] == num_classes and num_classes > 1:
         if not (np.all((targets == 0) | (targets == 1)) and np.all(targets.sum(axis=1) == 1)):
@@ -161,7 +226,7 @@ def as_labels(targets: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 class LinearModel:
-    """A single linear layer w (D, K) starting at zero; subclasses pick the output activation."""
+    """A single linear layer w (D, K), zeros to start; `forward` gives probabilities, `backward` sets `grad`."""
 
     num_outputs: int
 
@@ -172,88 +237,56 @@ class LinearModel:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, received {self.dtype}")
+        self.I = num_inputs  # the course's name for the number of inputs
         self.w = np.zeros((num_inputs, self.num_outputs), dtype=self.dtype)
         self.grad: np.ndarray | None = None
 
-    def logits(self, X: np.ndarray) -> np.ndarray:
-        """X (N, D) -> logits z = X w (N, K)."""
+    def forward(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """X (N, D) -> outputs yhat = f(X w), probabilities (N, K); into `out` (N, K) if given."""
         if X.ndim != 2 or X.shape[1] != self.w.shape[0]:
-            raise ValueError(
-                f"X must have shape (N, {self.w.shape[0]}), received {X.shape}; "
-                "did you forget pre_process_images (the bias column)?"
-            )
-        return X @ self.w
+            raise ValueError(f"X must have shape (N, {self.w.shape[0]}), received {X.shape}; "
+                             "did you forget pre_process_images (the bias column)?")
+        return self.activation(np.matmul(X, self.w, out=out), out=out)
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """X (N, D) -> probabilities (N, K)."""
-        return self.activation(self.logits(X))
+    def activation(self, logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        raise NotImplementedError
 
-    def backward(self, X: np.ndarray, probs: np.ndarray, targets: np.ndarray) -> None:
-        """Store in `grad` (D, K) the gradient of the mean cross-entropy plus lambda * R(w), R = 1/2 sum w^2."""
-        if probs.shape != (X.shape[0], self.num_outputs):
-            raise ValueError(f"probs must have shape {(X.shape[0], self.num_outputs)}, received {probs.shape}")
-        self.grad = self.gradient(X, self.output_delta(probs, targets))
-
-    def gradient(self, X: np.ndarray, delta: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """X (N, D) and delta = dC^n/dz^n (N, K) -> dJ/dw = X^T delta / N + lambda * w (D, K), into `out` if given.
-
-        delta may carry extra zero columns (the trainer pads K to 16 for speed): they give zero columns.
-        """
-        grad = np.matmul(X.T, delta, out=out)
+    def backward(self, X: np.ndarray, outputs: np.ndarray, targets: np.ndarray) -> None:
+        """Set `grad` (D, K) to the gradient of the mean cross-entropy plus lambda R(w), R = 1/2 sum w^2:
+        dJ/dw = -X^T (targets - outputs) / N + lambda w. Targets as the loss takes them; outputs left untouched."""
+        if outputs.shape != (X.shape[0], self.num_outputs):
+            raise ValueError(f"outputs must have shape {(X.shape[0], self.num_outputs)}, received {outputs.shape}")
+        delta = outputs - targets if np.shape(targets) == outputs.shape else self._minus_labels(outputs, targets)
+        grad = X.T @ delta
         grad *= self.dtype.type(1.0 / X.shape[0])
         if self.l2_reg_lambda:
-            grad[:, :self.num_outputs] += self.dtype.type(self.l2_reg_lambda) * self.w
-        return grad
+            grad += self.dtype.type(self.l2_reg_lambda) * self.w
+        self.grad = grad
 
-    def loss(self, logits: np.ndarray, targets: np.ndarray) -> float:
-        """Mean cross-entropy C (without the L2 term) from logits (N, K)."""
-        return cross_entropy_loss(logits, targets)
+    def _minus_labels(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """outputs - one_hot(labels), without the one-hot matrix."""
+        labels = check_labels(targets, max(2, self.num_outputs))
+        if self.num_outputs == 1:
+            return outputs - labels[:, None]
+        delta = outputs.copy()
+        delta[np.arange(len(labels)), labels] -= 1
+        return delta
 
-    def example_losses(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """The cross-entropy of each example (N,) from logits (N, K); `loss` is their mean."""
-        raise NotImplementedError
+    def zero_grad(self) -> None:
+        self.grad = None
 
     def penalty(self) -> float:
         """lambda * R(w), R(w) = 1/2 sum w^2."""
         return self.l2_reg_lambda * 0.5 * float(np.sum(self.w * self.w)) if self.l2_reg_lambda else 0.0
 
     def objective(self, X: np.ndarray, targets: np.ndarray) -> float:
-        """J = C + lambda * R(w): what `backward` differentiates."""
-        return self.loss(self.logits(X), targets) + self.penalty()
+        """J = C + lambda * R(w), C from the logits (exact where probabilities would round): what `backward`
+        differentiates."""
+        return cross_entropy_from_logits(targets, X @ self.w) + self.penalty()
 
-    def activation(self, logits: np.ndarray) -> np.ndarray:
+    def predict(self, outputs: np.ndarray) -> np.ndarray:
+        """Outputs (N, K) -> predicted labels (N,)."""
         raise NotImplementedError
-
-    def output_delta(self, probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """dC^n/dz^n = probs - targets (N, K), for either model; probs is left untouched."""
-        return self._output_delta_inplace(probs.copy(), self._check_targets(targets, probs.shape))
-
-    def _check_targets(self, targets: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        raise NotImplementedError
-
-    def _output_delta_inplace(self, probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """probs - targets, overwriting probs; targets already checked."""
-        raise NotImplementedError
-
-    def loss_and_delta(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-        """(mean cross-entropy, dC^n/dz^n) from logits (N, K) in one pass, overwriting logits with the delta.
-
-        For the trainer's hot loop: targets already checked; equal to `loss` and `output_delta(forward(X))`.
-        """
-        raise NotImplementedError
-
-    def predict_from_logits(self, logits: np.ndarray) -> np.ndarray:
-        """Logits (N, K) -> predicted labels (N,)."""
-        raise NotImplementedError
-
-    def count_correct(self, logits: np.ndarray, labels: np.ndarray) -> int:
-        """How many rows of logits (N, K) predict their label (N,)."""
-        return int(np.count_nonzero(self.predict_from_logits(logits) == labels))
-
-    def evaluate(self, X: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy in [0, 1]) from a single forward pass over X."""
-        logits = self.logits(X)
-        return self.loss(logits, targets), accuracy_from_predictions(self.predict_from_logits(logits), targets)
 
 
 class BinaryModel(LinearModel):
@@ -261,31 +294,14 @@ class BinaryModel(LinearModel):
 
     num_outputs = 1
 
-    def activation(self, logits: np.ndarray) -> np.ndarray:
-        return sigmoid(logits)
+    def __init__(self, l2_reg_lambda: float = 0.0, dtype=np.float64, num_inputs: int = NUM_INPUTS):
+        super().__init__(l2_reg_lambda, dtype, num_inputs)
 
-    def _check_targets(self, targets: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        if targets.shape != shape:
-            raise ValueError(f"binary targets must have shape {shape}, received {targets.shape}")
-        return targets
+    def activation(self, logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return sigmoid(logits, out=out)
 
-    def _output_delta_inplace(self, probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        probs -= targets
-        return probs
-
-    def example_losses(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        return binary_cross_entropies(logits, self._check_targets(targets, logits.shape))[:, 0]
-
-    def loss_and_delta(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-        loss = binary_cross_entropy(logits, targets)
-        logits *= 0.5  # sigmoid(z) = 0.5 * (1 + tanh(z / 2)), computed in place
-        np.tanh(logits, out=logits)
-        logits += 1
-        logits *= 0.5
-        return loss, self._output_delta_inplace(logits, targets)
-
-    def predict_from_logits(self, logits: np.ndarray) -> np.ndarray:
-        return (sigmoid(logits[:, 0]) >= 0.5).astype(np.intp)
+    def predict(self, outputs: np.ndarray) -> np.ndarray:
+        return (outputs[:, 0] >= 0.5).astype(np.intp)
 
 
 class SoftmaxModel(LinearModel):
@@ -296,52 +312,33 @@ class SoftmaxModel(LinearModel):
         self.num_outputs = num_classes
         super().__init__(l2_reg_lambda, dtype, num_inputs)
 
-    def activation(self, logits: np.ndarray) -> np.ndarray:
-        return softmax(logits)
+    def activation(self, logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return softmax(logits, out=out)
 
-    def _check_targets(self, targets: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        labels = as_labels(targets, self.num_outputs)
-        if labels.shape[0] != shape[0]:
-            raise ValueError(f"{shape[0]} rows of probabilities but {labels.shape[0]} targets")
-        return labels
-
-    def _output_delta_inplace(self, probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        probs[np.arange(len(labels)), labels] -= 1  # probs - one-hot, without the one-hot matrix
-        return probs
-
-    def example_losses(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        return softmax_cross_entropies(logits, self._check_targets(targets, logits.shape))
-
-    def loss_and_delta(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        # One exp serves both: loss = ln sum exp(z - max) - (z_y - max); probs = exp(z - max) / sum.
-        logits -= logits.max(axis=1, keepdims=True)
-        picked = logits[np.arange(len(labels)), labels]
-        np.exp(logits, out=logits)
-        sums = logits.sum(axis=1, keepdims=True)
-        loss = float(np.mean(np.log(sums[:, 0]) - picked))
-        logits /= sums
-        return loss, self._output_delta_inplace(logits, labels)
-
-    def predict_from_logits(self, logits: np.ndarray) -> np.ndarray:
-        return logits.argmax(axis=1)
-
-    def count_correct(self, logits: np.ndarray, labels: np.ndarray) -> int:
-        # The label's logit equals the row maximum; where several classes share the maximum, argmax takes the
-        # first, so those (rare) rows are decided by argmax. Several times faster than argmax on every row.
-        row_max = logits.max(axis=1)
-        hit = logits[np.arange(len(labels)), labels] == row_max
-        tied = np.count_nonzero(logits == row_max[:, None], axis=1) > 1
-        if tied.any():
-            hit[tied] = logits[tied].argmax(axis=1) == labels[tied]
-        return int(np.count_nonzero(hit))
+    def predict(self, outputs: np.ndarray) -> np.ndarray:
+        return outputs.argmax(axis=1)
 
 
-def accuracy_from_predictions(predictions: np.ndarray, targets: np.ndarray) -> float:
-    """Fraction in [0, 1] of predictions (N,) equal to the targets: labels (N,), binary (N, 1) or one-hot (N, K)."""
+def accuracy(targets: np.ndarray, outputs: np.ndarray) -> float:
+    """Fraction in [0, 1] of outputs (N, K) that predict their target: binary (N, 1) (output >= 0.5 is class 1),
+    one-hot (N, K) or labels (N,) (the argmax; ties go to the first class, as numpy's argmax)."""
     targets = np.asarray(targets)
-    if targets.ndim == 2:
-        targets = targets[:, 0] if targets.shape[1] == 1 else targets.argmax(axis=1)
-    return float(np.mean(predictions == targets))
+    if outputs.shape[1] == 1:
+        return np.count_nonzero((outputs[:, 0] >= 0.5) == (targets.reshape(len(outputs), -1)[:, 0] == 1)) / len(outputs)
+    labels = as_labels(targets, outputs.shape[1])
+    # The label's output equals the row maximum; rows where several classes share the maximum are decided by argmax
+    # (which takes the first). Several times faster than argmax on every row.
+    row_max = outputs.max(axis=1)
+    hit = outputs[np.arange(len(labels)), labels] == row_max
+    tied = np.count_nonzero(outputs == row_max[:, None], axis=1) > 1
+    if tied.any():
+        hit[tied] = outputs[tied].argmax(axis=1) == labels[tied]
+    return np.count_nonzero(hit) / len(labels)
+
+
+def calculate_accuracy(X: np.ndarray, targets: np.ndarray, model: LinearModel) -> float:
+    """Accuracy in [0, 1] of `model` on X (N, 785) against binary (N, 1), one-hot (N, K) or label targets."""
+    return accuracy(targets, model.forward(X))
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -364,9 +361,23 @@ def confident_mistakes(probs: np.ndarray, labels: np.ndarray, count: int) -> np.
     return wrong[np.argsort(-confidence, kind="stable")[:count]]
 
 
-def calculate_accuracy(X: np.ndarray, targets: np.ndarray, model: LinearModel) -> float:
-    """Accuracy in [0, 1] of `model` on X (N, D): binary output >= 0.5 is class 1; multiclass argmax."""
-    return accuracy_from_predictions(model.predict_from_logits(model.logits(X)), targets)
+def plot_loss(loss_dict: dict, label: str | None = None, npoints_to_average: int = 1, plot_variance: bool = True):
+    """The course's plot: the values of {global step: value} against the step, on matplotlib's current axes; with
+    `npoints_to_average` > 1 and `plot_variance`, the mean of each `npoints_to_average` points and a band of
+    +-1 standard deviation."""
+    import matplotlib.pyplot as plt  # 1 s to import, and only for plots: the rest of this module is numpy alone
+
+    steps, values = list(loss_dict.keys()), list(loss_dict.values())
+    if npoints_to_average == 1 or not plot_variance:
+        plt.plot(steps, values, label=label)
+        return
+    num_points = len(values) // npoints_to_average
+    chunks = np.asarray(values[:num_points * npoints_to_average], dtype=np.float64).reshape(num_points, -1)
+    middle = [steps[i * npoints_to_average + npoints_to_average // 2] for i in range(num_points)]
+    mean, std = chunks.mean(axis=1), chunks.std(axis=1)
+    plt.plot(middle, mean, label=f"{label} mean over {npoints_to_average} steps")
+    plt.fill_between(middle, mean - std, mean + std, alpha=0.2,
+                     label=f"{label} variance over {npoints_to_average} steps")
 
 
 # ---------------------------------------------------------------- gradient check
@@ -401,13 +412,14 @@ def objective_numerical_gradient(model: LinearModel, X: np.ndarray, targets: np.
 
     Moving w[i, j] by +-eps moves only column j of the logits z = X w, by +-eps X[:, i]. So for each column and
     sign, the logits of all D moved weights form one stack (D, N, K), and the data term of J at each is the mean
-    of the model's `example_losses` over its slice; the penalty term is model.penalty() at each moved weight, one
+    of `example_losses_from_logits` over its slice; the penalty term is model.penalty() at each moved weight, one
     at a time as `numerical_gradient` does. Equal to numerical_gradient(model.objective) to rounding
     (tests/test_utils.py), and about six times faster on the notebooks' 785 x 10 weights (0.2 s for 1.2 s).
     """
     w = model.w
     num_inputs, num_outputs = w.shape
-    logits = model.logits(X)
+    targets = targets if model.num_outputs == 1 else as_labels(targets, model.num_outputs)
+    logits = X @ model.w
     penalty_moves = numerical_gradient(model.penalty, w, epsilon) * (2 * epsilon)  # penalty(w+) - penalty(w-)
     chunk = max(1, NUMERICAL_STACK_ELEMENTS // (len(X) * num_outputs))  # moved weights per stack
     grad = np.empty_like(w)
@@ -423,7 +435,7 @@ def objective_numerical_gradient(model: LinearModel, X: np.ndarray, targets: np.
             data = []
             for sign in (1, -1):
                 moved[j] = logits[:, j] + sign * epsilon * X[:, rows].T
-                losses = model.example_losses(stack, stacked_targets)
+                losses = example_losses_from_logits(stacked_targets, stack)
                 data.append(losses.reshape(count, len(X)).mean(axis=1))
             moved[j] = logits[:, j]
             grad[rows, j] = (data[0] - data[1] + penalty_moves[rows, j]) / (2 * epsilon)

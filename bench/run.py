@@ -25,10 +25,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from reference import train_reference  # noqa: E402
 
 from experiments import Task2Config, Task3Config  # noqa: E402
-from mnist import load_binary_dataset, load_full_mnist  # noqa: E402
 from tools.project import handin_files  # noqa: E402
 from trainer import train  # noqa: E402
-from utils import BinaryModel, SoftmaxModel, pre_process_images  # noqa: E402
+from utils import BinaryModel, SoftmaxModel, load_binary_dataset, load_full_mnist, pre_process_images  # noqa: E402
 
 LINES: list[str] = []
 
@@ -183,12 +182,13 @@ def main() -> int:
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     if not args.only_stages:
         cfg3 = Task3Config()
-        raw3 = load_full_mnist(cfg3.train_size, dataset=cfg3.dataset)
+        X, Y, X_val, Y_val = load_full_mnist(train_size=cfg3.train_size, dataset=cfg3.dataset)
+        raw3 = X, Y[:, 0], X_val, Y_val[:, 0]  # labels (N,), as the experiments train
         out3 = compare("softmax", lambda: SoftmaxModel(dtype=cfg3.dtype), raw3, cfg3, shuffle=True,
                        repeats=args.repeats)
         floor("softmax", out3, len(raw3[0]), len(raw3[2]), 10, cfg3)
         cfg2 = Task2Config()
-        raw2 = load_binary_dataset(cfg2.class1, cfg2.class2, cfg2.train_size, dataset=cfg2.dataset)
+        raw2 = load_binary_dataset(cfg2.class1, cfg2.class2, train_size=cfg2.train_size, dataset=cfg2.dataset)
         out2 = compare("binary", lambda: BinaryModel(dtype=cfg2.dtype), raw2, cfg2, shuffle=False,
                        repeats=args.repeats)
         floor("binary", out2, len(raw2[0]), len(raw2[2]), 1, cfg2)

@@ -116,10 +116,16 @@ def test_the_course_order_is_what_its_batch_loader_draws_from_numpys_global_gene
         np.random.set_state(saved)  # noqa: NPY002
     rng = shuffle_rng(Task2Config())
     assert isinstance(rng, np.random.RandomState)
-    assert [[list(b) for b in batch_indices(83, 8, rng)] for _ in range(3)] == expected
+    assert [[list(b) for b in batch_indices(83, 8, shuffle=True, rng=rng)] for _ in range(3)] == expected
+    np.random.seed(0)  # noqa: NPY002 (without rng: numpy's global generator, as the course's batch_loader)
+    try:
+        assert [[list(b) for b in batch_indices(83, 8, shuffle=True)] for _ in range(3)] == expected
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
     generator = shuffle_rng(Task2Config(shuffle_order="generator"))
     assert isinstance(generator, np.random.Generator)
-    assert list(batch_indices(83, 8, generator)[0]) == list(np.random.default_rng(0).permutation(83)[:8])
+    first = batch_indices(83, 8, shuffle=True, rng=generator)[0]
+    assert list(first) == list(np.random.default_rng(0).permutation(83)[:8])
     assert shuffle_rng(Task2Config(shuffle_seed=3)).randint(1 << 30) == np.random.RandomState(3).randint(1 << 30)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import mnist
+import utils
 from support import fetch
 from support.fetch import MnistError, files_from_pickle, parse_idx, restricted_loads, to_idx
 
@@ -183,13 +184,14 @@ def fake_load(monkeypatch):
 
 
 def test_default_split_is_the_first_images_and_the_test_set(fake_load):
-    X_train, Y_train, X_val, Y_val = mnist.load_full_mnist(train_size=200)
+    X_train, Y_train, X_val, Y_val = utils.load_full_mnist(train_size=200)
     assert np.array_equal(X_train, fake_load[0][:200]) and np.array_equal(X_val, fake_load[2])
-    assert np.array_equal(Y_train, fake_load[1][:200]) and np.array_equal(Y_val, fake_load[3])
+    assert Y_train.shape == (200, 1) and Y_val.shape == (len(X_val), 1)  # the course's shapes
+    assert np.array_equal(Y_train[:, 0], fake_load[1][:200]) and np.array_equal(Y_val[:, 0], fake_load[3])
 
 
 def test_binary_split_maps_class1_to_one_and_class2_to_zero(fake_load):
-    X_train, Y_train, X_val, Y_val = mnist.load_binary_dataset(2, 3, train_size=300)
+    X_train, Y_train, X_val, Y_val = utils.load_binary_dataset(2, 3, train_size=300)
     labels = fake_load[1][:300]
     keep = (labels == 2) | (labels == 3)
     assert Y_train.shape == (keep.sum(), 1) and np.array_equal(Y_train[:, 0], labels[keep] == 2)
@@ -198,8 +200,8 @@ def test_binary_split_maps_class1_to_one_and_class2_to_zero(fake_load):
 
 
 def test_random_split_is_disjoint_and_reproducible(fake_load):
-    a = mnist.load_full_mnist(train_size=400, val_size=100, rng=np.random.default_rng(9))
-    b = mnist.load_full_mnist(train_size=400, val_size=100, rng=np.random.default_rng(9))
+    a = utils.load_full_mnist(train_size=400, val_size=100, rng=np.random.default_rng(9))
+    b = utils.load_full_mnist(train_size=400, val_size=100, rng=np.random.default_rng(9))
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     rows = {row.tobytes() for row in a[0]}
     assert len(a[0]) == 400 and len(a[2]) == 100
@@ -218,13 +220,13 @@ def test_random_split_is_disjoint_and_reproducible(fake_load):
 )
 def test_split_errors(fake_load, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        mnist.load_full_mnist(**kwargs)
+        utils.load_full_mnist(**kwargs)
 
 
 @pytest.mark.parametrize(("c1", "c2"), [(2, 2), (2, 10), (-1, 3), ("2", 3)])
 def test_binary_classes_must_be_two_distinct_digits(fake_load, c1, c2):
     with pytest.raises(ValueError, match="class"):
-        mnist.load_binary_dataset(c1, c2)
+        utils.load_binary_dataset(c1, c2)
 
 
 # ---------------------------------------------------------------- faults: what a user can meet

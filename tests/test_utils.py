@@ -9,13 +9,15 @@ from utils import (
     BinaryModel,
     GradientCheckError,
     SoftmaxModel,
+    accuracy,
     batch_indices,
     batch_loader,
-    binary_cross_entropy,
     calculate_accuracy,
     confident_mistakes,
     confusion_matrix,
+    cross_entropy_from_logits,
     cross_entropy_loss,
+    example_losses_from_logits,
     gradient_check,
     numerical_gradient,
     objective_numerical_gradient,
@@ -23,7 +25,6 @@ from utils import (
     pre_process_images,
     sigmoid,
     softmax,
-    softmax_cross_entropy,
 )
 
 
@@ -92,20 +93,26 @@ def test_one_hot_encode_rejects_bad_labels(labels, match):
 
 
 def test_batch_indices_cover_each_example_once_and_drop_the_partial_batch(rng):
-    batches = batch_indices(1000, 128, rng)
+    batches = batch_indices(1000, 128, shuffle=True, rng=rng)
     assert len(batches) == 7 and all(len(b) == 128 for b in batches)
     seen = np.concatenate(batches)
     assert len(np.unique(seen)) == 896 and seen.min() >= 0 and seen.max() < 1000
 
 
-def test_batch_indices_without_rng_are_in_order():
+def test_without_drop_last_the_partial_batch_comes_last():
+    batches = batch_indices(10, 3, drop_last=False)
+    assert [len(b) for b in batches] == [3, 3, 3, 1] and np.array_equal(np.concatenate(batches), np.arange(10))
+
+
+def test_batch_indices_without_shuffle_are_in_order():
     assert np.array_equal(np.concatenate(batch_indices(10, 3)), np.arange(9))
+    assert np.array_equal(np.concatenate(batch_indices(10, 3, rng=np.random.default_rng(0))), np.arange(9))
 
 
 def test_batch_indices_are_deterministic_for_a_seed():
-    a = batch_indices(500, 50, np.random.default_rng(7))
-    b = batch_indices(500, 50, np.random.default_rng(7))
-    c = batch_indices(500, 50, np.random.default_rng(8))
+    a = batch_indices(500, 50, shuffle=True, rng=np.random.default_rng(7))
+    b = batch_indices(500, 50, shuffle=True, rng=np.random.default_rng(7))
+    c = batch_indices(500, 50, shuffle=True, rng=np.random.default_rng(8))
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not all(np.array_equal(x, y) for x, y in zip(a, c))
 
@@ -114,10 +121,10 @@ def test_batch_loader_leaves_inputs_untouched_and_keeps_pairs_together(rng):
     X = np.arange(40, dtype=float).reshape(20, 2)
     Y = np.arange(20)
     X0, Y0 = X.copy(), Y.copy()
-    for X_b, Y_b in batch_loader(X, Y, 6, rng):
+    for X_b, Y_b in batch_loader(X, Y, 6, shuffle=True, rng=rng):
         X_b[:] = -1  # a caller scribbling on its batch must not reach the data set
         assert len(Y_b) == 6
-    for X_b, Y_b in batch_loader(X0, Y0, 6, np.random.default_rng(0)):
+    for X_b, Y_b in batch_loader(X0, Y0, 6, True, rng=np.random.default_rng(0)):
         assert np.array_equal(X_b[:, 0] / 2, Y_b)
     assert np.array_equal(X, X0) and np.array_equal(Y, Y0)
 
@@ -134,9 +141,11 @@ def test_batch_size_out_of_range(batch_size):
 def test_exact_values_at_zero():
     assert sigmoid(np.zeros(3)).tolist() == [0.5, 0.5, 0.5]
     assert np.all(softmax(np.zeros((4, 10))) == 0.1)
-    assert binary_cross_entropy(np.zeros((5, 1)), np.array([[0], [1], [1], [0], [1]])) == pytest.approx(math.log(2),
-                                                                                                        abs=1e-15)
-    assert softmax_cross_entropy(np.zeros((5, 10)), np.arange(5)) == pytest.approx(math.log(10), abs=1e-15)
+    binary = np.array([[0], [1], [1], [0], [1]])
+    assert cross_entropy_loss(binary, np.full((5, 1), 0.5)) == pytest.approx(math.log(2), abs=1e-15)
+    assert cross_entropy_loss(one_hot_encode(np.arange(5), 10), np.full((5, 10), 0.1)) == pytest.approx(math.log(10))
+    assert cross_entropy_from_logits(binary, np.zeros((5, 1))) == pytest.approx(math.log(2), abs=1e-15)
+    assert cross_entropy_from_logits(np.arange(5), np.zeros((5, 10))) == pytest.approx(math.log(10), abs=1e-15)
 
 
 @pytest.mark.filterwarnings("error")
@@ -144,39 +153,71 @@ def test_extreme_logits_give_finite_values_without_warnings():
     z = np.array([[-1000.0], [1000.0], [-1000.0], [1000.0]])
     t = np.array([[0.0], [1.0], [1.0], [0.0]])
     assert np.array_equal(sigmoid(z), [[0], [1], [0], [1]])
-    assert binary_cross_entropy(z, t) == pytest.approx(500.0)  # mean of two right (loss 0) and two wrong (1000)
+    # from the logits: exact; mean of two right (loss 0) and two wrong (1000)
+    assert cross_entropy_from_logits(t, z) == pytest.approx(500.0)
     logits = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 0.0]])
     assert np.all(np.isfinite(softmax(logits)))
-    assert softmax_cross_entropy(logits, np.array([0, 0])) == pytest.approx(1000.0)
+    assert cross_entropy_from_logits(np.array([0, 0]), logits) == pytest.approx(1000.0)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_loss_of_probabilities_that_rounded_to_0_or_1_is_finite_and_says_so_in_its_cap(dtype):
+    """outputs of exactly 0 or 1 (a confident mistake past the dtype's precision) count as the nearest numbers inside
+    (0, 1): the loss is large and finite, never inf or nan."""
+    info = np.finfo(dtype)
+    outputs = np.array([[1.0], [0.0], [1.0]], dtype=dtype)  # wrong, wrong, right
+    loss = cross_entropy_loss(np.array([[0], [1], [1]]), outputs)
+    assert loss == pytest.approx((-math.log(info.epsneg) - math.log(info.tiny)) / 3, rel=1e-6)
+    assert cross_entropy_loss(np.array([2]), np.array([[0.5, 0.5, 0.0]], dtype=dtype)) == pytest.approx(
+        -math.log(info.tiny), rel=1e-6)
 
 
 def test_losses_match_the_textbook_formulas_on_moderate_logits(rng):
     z = rng.normal(size=(50, 1))
     t = rng.integers(0, 2, (50, 1)).astype(float)
     p = 1 / (1 + np.exp(-z))
-    assert binary_cross_entropy(z, t) == pytest.approx(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)), rel=1e-12)
+    textbook = -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))
+    assert cross_entropy_loss(t, sigmoid(z)) == pytest.approx(textbook, rel=1e-12)
+    assert cross_entropy_from_logits(t, z) == pytest.approx(textbook, rel=1e-12)
     logits = rng.normal(size=(50, 10)) * 5
     labels = rng.integers(0, 10, 50)
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     expected = -np.mean(np.log(probs[np.arange(50), labels]))
-    assert softmax_cross_entropy(logits, labels) == pytest.approx(expected, rel=1e-12)
-    assert cross_entropy_loss(logits, one_hot_encode(labels, 10)) == pytest.approx(expected, rel=1e-12)
-    assert isinstance(cross_entropy_loss(z, t), float)
+    assert cross_entropy_loss(one_hot_encode(labels, 10), softmax(logits)) == pytest.approx(expected, rel=1e-12)
+    assert cross_entropy_loss(labels, softmax(logits)) == pytest.approx(expected, rel=1e-12)  # labels: ours
+    assert cross_entropy_from_logits(labels, logits) == pytest.approx(expected, rel=1e-12)
+    assert np.mean(example_losses_from_logits(labels, logits)) == pytest.approx(expected, rel=1e-12)
+    assert isinstance(cross_entropy_loss(t, sigmoid(z)), float)
 
 
 def test_cross_entropy_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match=r"binary targets must have shape \(3, 1\).*received \(3,\)"):
-        cross_entropy_loss(np.zeros((3, 1)), np.zeros(3))
-    with pytest.raises(ValueError, match="exactly one 1 per row"):
-        cross_entropy_loss(np.zeros((2, 3)), np.array([[1, 1, 0], [0, 0, 1]]))
+    with pytest.raises(ValueError, match=r"binary targets must have shape \(3, 1\) like the outputs.*received \(3,\)"):
+        cross_entropy_loss(np.zeros(3), np.full((3, 1), 0.5))
+    with pytest.raises(ValueError, match=r"labels must have shape \(N,\) or \(N, 1\), received \(2, 3\)"):
+        cross_entropy_loss(np.zeros((2, 3)), np.full((2, 4), 0.25))
+    with pytest.raises(ValueError, match=r"outputs must have shape \(N, K\), received \(3,\)"):
+        cross_entropy_loss(np.zeros(3), np.full(3, 0.5))
+
+
+def test_activations_write_into_a_buffer_when_given_one(rng):
+    logits = rng.normal(size=(6, 4))
+    for activation in (sigmoid, softmax):
+        out = np.empty_like(logits)
+        assert activation(logits, out=out) is out and np.array_equal(out, activation(logits))
+    model = SoftmaxModel(num_inputs=4, num_classes=4)
+    model.w = rng.normal(size=(4, 4))
+    buffer = np.empty((6, 4))
+    assert model.forward(logits, out=buffer) is buffer and np.allclose(buffer, softmax(logits @ model.w))
 
 
 # ---------------------------------------------------------------- models
 
 
 def test_models_start_at_zero_with_the_course_shapes():
-    assert BinaryModel().w.shape == (785, 1) and not BinaryModel().w.any()
-    assert SoftmaxModel().w.shape == (785, 10) and not SoftmaxModel().w.any()
+    assert BinaryModel().w.shape == (785, 1) and not BinaryModel().w.any() and BinaryModel().I == 785
+    assert SoftmaxModel(0.0).w.shape == (785, 10) and not SoftmaxModel().w.any() and SoftmaxModel(2.0).num_outputs == 10
+    assert BinaryModel().grad is None
     X = random_inputs(np.random.default_rng(0), 4, 785)
     assert np.all(BinaryModel().forward(X) == 0.5)
     assert np.all(SoftmaxModel().forward(X) == 0.1)
@@ -240,8 +281,6 @@ def test_the_batched_numerical_gradient_is_the_one_weight_at_a_time_one(rng, l2,
     for chunk_elements in (2**20, 100):  # all 30 moved weights in one stack, or a few per stack
         monkeypatch.setattr(utils, "NUMERICAL_STACK_ELEMENTS", chunk_elements)
         np.testing.assert_allclose(objective_numerical_gradient(model, X, targets), one_at_a_time, rtol=0, atol=1e-9)
-    assert np.mean(model.example_losses(model.logits(X), targets)) == pytest.approx(model.loss(model.logits(X),
-                                                                                                 targets), rel=1e-15)
 
 
 def test_full_size_softmax_gradient_check(rng):
@@ -264,8 +303,9 @@ def test_l2_adds_lambda_times_w_to_the_gradient(rng):
 
 def test_gradient_check_catches_a_wrong_gradient(rng):
     class ForgetsL2(SoftmaxModel):
-        def gradient(self, X, delta):
-            return X.T @ delta / X.shape[0]  # the lambda * w term is missing
+        def backward(self, X, outputs, targets):
+            super().backward(X, outputs, targets)
+            self.grad -= self.l2_reg_lambda * self.w  # the lambda * w term is missing
 
     model = ForgetsL2(l2_reg_lambda=0.5, num_inputs=5, num_classes=3)
     model.w = rng.normal(size=model.w.shape)
@@ -302,11 +342,11 @@ def test_confident_mistakes_are_the_wrong_predictions_by_probability():
     assert confident_mistakes(binary, np.array([0, 0, 1]), 5).tolist() == [0, 2]
 
 
-def test_count_correct_agrees_with_argmax_ties_included(rng):
-    model = SoftmaxModel(num_inputs=2, num_classes=4)
-    logits = rng.integers(0, 3, size=(500, 4)).astype(float)  # many ties for the maximum
+def test_accuracy_is_argmax_agreement_ties_included(rng):
+    outputs = rng.integers(0, 3, size=(500, 4)).astype(float)  # many ties for the maximum
     labels = rng.integers(0, 4, 500)
-    assert model.count_correct(logits, labels) == int(np.sum(logits.argmax(axis=1) == labels))
-    logits_f = np.asfortranarray(rng.normal(size=(300, 4)))
+    assert accuracy(labels, outputs) == np.mean(outputs.argmax(axis=1) == labels)
+    assert accuracy(one_hot_encode(labels, 4), outputs) == accuracy(labels, outputs)
+    outputs_f = np.asfortranarray(rng.normal(size=(300, 4)))
     labels_f = rng.integers(0, 4, 300)
-    assert model.count_correct(logits_f, labels_f) == int(np.sum(logits_f.argmax(axis=1) == labels_f))
+    assert accuracy(labels_f, outputs_f) == np.mean(outputs_f.argmax(axis=1) == labels_f)
