@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -53,6 +54,7 @@ def notebook_code_digest(path: str | Path) -> str:
     return sha256_json(notebook_code(path, skip_tags=frozenset({"parameters", "injected-parameters"})))
 
 
+@functools.cache  # installed packages do not change under a running process; reading their metadata takes a while
 def versions() -> dict:
     """Python's major.minor and the versions of the packages that can change a number or a figure."""
     return {"python": "{}.{}".format(*sys.version_info[:2]), **{name: metadata.version(name) for name in VERSIONED}}

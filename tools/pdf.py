@@ -21,7 +21,7 @@ from tools.context import Build, pdf_epoch
 from tools.latex_route import markdown_as_latex, pngs_as_pdfs
 from tools.processes import apt_install, can_apt, publish, run_command, staging_dir, timed
 from tools.project import HEADINGS, MIN_PAGES
-from tools.report import content_digest
+from tools.report import read_sealed
 from tools.typst_route import export_notebook, notebook_to_pdf_typst
 
 LATEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic"
@@ -160,9 +160,8 @@ def check_pdf(path: Path, min_pages: int = MIN_PAGES, headings=HEADINGS) -> int:
 def sealed(executed: Path) -> tuple[bytes, dict]:
     """(the executed report's bytes, its build record), read once; BuildError if its content is not what the report
     step wrote (an edit by hand: the next build runs the report again)."""
-    snapshot = executed.read_bytes()
-    made = json.loads(snapshot)["metadata"].get("build", {})
-    if made.get("content_sha256") != content_digest(json.loads(snapshot)):
+    snapshot, made = read_sealed(executed)
+    if not made:
         raise BuildError(f"{executed} was changed after the report step wrote it: run the build again (it runs the "
                          "report again; no PDF is made of an altered report)")
     return snapshot, made

@@ -3,6 +3,7 @@ prose edit reuses the last run's outputs and replaces the Markdown only."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -49,15 +50,31 @@ def content_digest(book: dict) -> str:
     return sha256_json({"metadata": {k: v for k, v in book["metadata"].items() if k != "build"}, "cells": cells})
 
 
-def recorded(notebook: Path) -> dict:
-    """The build metadata an executed report carries, if its content is still what the build wrote; {} when there
-    is none or it was altered (then the report runs again, and no PDF is made of it)."""
+def read_sealed(notebook: Path) -> tuple[bytes, dict]:
+    """(an executed report's bytes, the build metadata it carries if its content is still what the build wrote);
+    the metadata is {} when there is none or it was altered (then the report runs again, and no PDF is made of it).
+    Checked once per version of the file in a process."""
     try:
-        book = json.loads(notebook.read_text(encoding="utf-8"))
-        build = book["metadata"]["build"]
-        return build if build.get("content_sha256") == content_digest(book) else {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+        data = notebook.read_bytes()
+    except OSError:
+        return b"", {}
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in _SEALED:
+        try:
+            book = json.loads(data)
+            build = book["metadata"]["build"]
+            _SEALED[digest] = build if build.get("content_sha256") == content_digest(book) else {}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            _SEALED[digest] = {}
+    return data, _SEALED[digest]
+
+
+_SEALED: dict[str, dict] = {}  # SHA-256 of an executed report's bytes -> the build metadata read_sealed found
+
+
+def recorded(notebook: Path) -> dict:
+    """The build metadata of a sealed executed report (read_sealed), {} when there is none or it was altered."""
+    return read_sealed(notebook)[1]
 
 
 def with_new_prose(executed: dict, source: dict) -> dict:
