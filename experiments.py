@@ -1,20 +1,26 @@
-"""The report's experiments: one frozen configuration per task notebook (defaults = the course's) and its runs.
+"""The report's experiments: one frozen, checked configuration per task notebook, and its runs.
 
-The notebooks' `parameters` cells carry the same names and defaults (tests/test_notebooks.py checks it);
-`Config.from_namespace(globals())` picks them up, checks them, and `asdict` goes into the results file.
+A task notebook's `parameters` cell is the one source of its defaults (the shipped cells hold the course's values,
+COURSE_2022); `Config.from_namespace(globals())` picks them up and checks them (types, ranges), and `as_dict` goes
+into the results file. `make report` reads the same cell (`Config.from_notebook`) and applies PARAMS, SEED, DATASET.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from mnist import CLASS_NAMES, DATASETS, NUM_TRAIN
 from support import handoff
+from support.progress import Bar, counted
+from support.sources import notebook_parameters
 from trainer import TrainResult, train
 from utils import (
     GRADIENT_CHECK_EPSILON,
@@ -28,40 +34,33 @@ from utils import (
 )
 
 NAME_OR_INDEX = {"class1", "class2"}
-OPTIONAL = {"early_stopping_patience"}  # None switches it off
+ROOT = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
 class _Config:
-    """Shared fields and checks; subclasses add the task's hyperparameters."""
+    """Shared fields and checks; subclasses add the task's hyperparameters. No defaults here: the values come from the
+    task notebook's parameters cell (its one source of defaults), with PARAMS, SEED or DATASET overriding names."""
 
-    dataset: str = "mnist"  # "mnist", or "synthetic" for smoke runs without a download
-    train_size: int = 20000  # the first images of the MNIST training set; validation = the test set
-    batch_size: int = 128
-    dtype: str = "float32"  # of the training runs; the gradient checks are float64 always
-    gradient_check_seed: int = 0  # draws the random weights of the gradient check
-    gradient_check_examples: int = 100
+    dataset: str  # "mnist", "fashion-mnist", or "synthetic" for smoke runs without a download
+    train_size: int  # the first images of the training set; validation = the test set
+    batch_size: int
+    dtype: str  # of the training runs; the gradient checks are float64 always
+    gradient_check_seed: int  # draws the random weights of the gradient check
+    gradient_check_examples: int
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.name in OPTIONAL:
+        for name, hint in typing.get_type_hints(type(self)).items():
+            if name == "task":
                 continue
-            if isinstance(value, list) and isinstance(f.default, tuple):  # JSON gives lists for tuples
+            value = getattr(self, name)
+            if isinstance(value, list) and hint is tuple:  # JSON gives lists for tuples
                 value = tuple(value)
-                object.__setattr__(self, f.name, value)
-            expected = type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())
-            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-            if expected is float:
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if f.name in NAME_OR_INDEX:  # a class index, or a class name of the data set
-                ok = isinstance(value, (int, str)) and not isinstance(value, bool)
-                expected = int
-            if expected is tuple:
-                ok = isinstance(value, (tuple, list)) and all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-            if not ok:
-                raise TypeError(f"{type(self).__name__}.{f.name} must be {expected.__name__}, received {value!r}")
+                object.__setattr__(self, name, value)
+            if not _is_a(value, hint):
+                expected = " or ".join("None" if a is type(None) else a.__name__ for a in typing.get_args(hint) or
+                                       (hint,))
+                raise TypeError(f"{type(self).__name__}.{name} must be {expected}, received {value!r}")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, received {self.dataset!r}")
         self._check_ranges()
@@ -111,14 +110,24 @@ class _Config:
 
     @classmethod
     def from_namespace(cls, namespace: dict):
-        """The configuration from a notebook's globals (its parameters cell); missing names keep the defaults."""
-        return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+        """The configuration from a notebook's globals (its parameters cell, which sets every field)."""
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in namespace]
+        if missing:
+            raise TypeError(f"{cls.task}.ipynb's parameters cell sets no {', '.join(missing)}: add "
+                            f"{'them' if len(missing) > 1 else 'it'} (COURSE_2022 in experiments.py has the course's "
+                            "values)")
+        return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def from_notebook(cls, path: str | Path | None = None, **overrides):
+        """The configuration of the notebook's parameters cell (default: the task's notebook), with `overrides`."""
+        return cls.from_namespace({**notebook_parameters(path or ROOT / f"{cls.task}.ipynb"), **overrides})
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def changed(self) -> dict:
-        """The fields whose values differ from the course's (COURSE_2022), whatever this code's defaults are."""
+        """The fields whose values differ from the course's (COURSE_2022), whatever the notebook's defaults are."""
         course = COURSE_2022[self.task]
         return {k: v for k, v in self.as_dict().items() if k not in course or v != course[k]}
 
@@ -128,40 +137,55 @@ class _Config:
         return not self.changed()
 
 
+def _is_a(value, hint) -> bool:
+    """Whether `value` fits the annotation `hint` (int, float, str, tuple of numbers, or a union of them)."""
+    if typing.get_args(hint) and typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_is_a(value, arm) for arm in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return False
+    if hint is float:
+        return isinstance(value, (int, float))
+    if hint is tuple:
+        return isinstance(value, tuple) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    return isinstance(value, hint)
+
+
 @dataclass(frozen=True)
 class Task2Config(_Config):
     task: ClassVar[str] = "task2"
-    class1: int = 2  # label 1 (an index, or a class name such as "Pullover" for fashion-mnist)
-    class2: int = 3  # label 0
-    learning_rate: float = 0.05
-    num_epochs: int = 50  # 2b, 2c
-    num_epochs_early_stopping: int = 500  # 2d, 2e
-    early_stopping_patience: int = 10  # validation checks without a lower validation loss
-    shuffle_seed: int = 0  # the shuffled run of 2e
-    shuffle_order: str = "course"  # "course" (RandomState, as the course's batch_loader) or "generator"
-    shuffle_seed_runs: int = 20  # 2e again with the seeds 0, 1, ... of this many runs: how much the stop moves
+    class1: int | str  # label 1: a class index, or a class name such as "Pullover" for fashion-mnist
+    class2: int | str  # label 0
+    learning_rate: float
+    num_epochs: int  # 2b, 2c
+    num_epochs_early_stopping: int  # 2d, 2e
+    early_stopping_patience: int | None  # validation checks without a lower validation loss; None: never stop
+    shuffle_seed: int  # the shuffled run of 2e
+    shuffle_order: str  # "course" (RandomState, as the course's batch_loader) or "generator"
+    shuffle_seed_runs: int  # 2e again with the seeds 0, 1, ... of this many runs: how much the stop moves
 
 
 @dataclass(frozen=True)
 class Task3Config(_Config):
     task: ClassVar[str] = "task3"
-    learning_rate: float = 0.01
-    num_epochs: int = 50
-    early_stopping_patience: int = 10  # as the course's trainer, in every run; None trains all epochs
-    shuffle_seed: int = 0
-    shuffle_order: str = "course"  # "course" (RandomState, as the course's batch_loader) or "generator"
+    learning_rate: float
+    num_epochs: int
+    early_stopping_patience: int | None  # as the course's trainer, in every run; None trains all epochs
+    shuffle_seed: int
+    shuffle_order: str
 
 
 @dataclass(frozen=True)
 class Task4Config(_Config):
     task: ClassVar[str] = "task4"
-    learning_rate: float = 0.01
-    num_epochs: int = 50
-    early_stopping_patience: int = 10  # as the course's trainer, in every run; None trains all epochs
-    shuffle_seed: int = 0
-    shuffle_order: str = "course"  # "course" (RandomState, as the course's batch_loader) or "generator"
-    lambdas: tuple = (2.0, 0.2, 0.02, 0.002)  # 4c, 4e; lambda = 0 is trained too, for 4b
-    weight_image_lambdas: tuple = (0.0, 2.0)  # 4b
+    learning_rate: float
+    num_epochs: int
+    early_stopping_patience: int | None
+    shuffle_seed: int
+    shuffle_order: str
+    lambdas: tuple  # 4c, 4e; lambda = 0 is trained too, for 4b
+    weight_image_lambdas: tuple  # 4b
 
 
 SHUFFLE_ORDERS = ("course", "generator")
@@ -215,18 +239,21 @@ def run_task2(cfg: Task2Config, progress: bool = False) -> dict:
     check = _gradient_check(BinaryModel(), X_raw[:n], Y_train[:n].astype(np.float64), cfg.gradient_check_seed)
     X_train, X_val = pre_process_images(X_raw, cfg.dtype), pre_process_images(X_val_raw, cfg.dtype)
     data = (X_train, Y_train, X_val, Y_val)
-    common = dict(learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, progress=progress)
+    common = dict(learning_rate=cfg.learning_rate, batch_size=cfg.batch_size)
     plain_model = BinaryModel(dtype=cfg.dtype)
     early = dict(common, num_epochs=cfg.num_epochs_early_stopping, early_stopping_patience=cfg.early_stopping_patience)
     runs = {
-        "plain": train(plain_model, *data, num_epochs=cfg.num_epochs, **common),
-        "early_stopping": train(BinaryModel(dtype=cfg.dtype), *data, **early),
+        "plain": train(plain_model, *data, num_epochs=cfg.num_epochs, **common, progress=progress and "2b, 2c"),
+        "early_stopping": train(BinaryModel(dtype=cfg.dtype), *data, **early, progress=progress and "2d"),
         "early_stopping_shuffled": train(BinaryModel(dtype=cfg.dtype), *data, **early, shuffle=True,
-                                         rng=shuffle_rng(cfg)),
+                                         rng=shuffle_rng(cfg), progress=progress and "2e, shuffled"),
     }
     seeds = list(range(cfg.shuffle_seed_runs))
+    sweep = Bar(f"2e, seeds 0 to {seeds[-1]}", len(seeds), unit="run") if progress and seeds else None
     spread = [train(BinaryModel(dtype=cfg.dtype), *data, **early, shuffle=True, rng=shuffle_rng(cfg, seed))
-              for seed in seeds]
+              for seed in counted(seeds, sweep)]
+    if sweep is not None:
+        sweep.done()
     shuffle_seeds = {"seeds": seeds, "stop_epochs": [r.stop_epoch for r in spread],
                      "stopped_early": [r.stopped_early for r in spread],
                      "val_accuracy": [r.final["val_accuracy"] for r in spread]}
@@ -249,7 +276,7 @@ def run_task3(cfg: Task3Config, progress: bool = False) -> dict:
     model = SoftmaxModel(dtype=cfg.dtype)
     result = train(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
                    num_epochs=cfg.num_epochs, shuffle=True, rng=shuffle_rng(cfg),
-                   early_stopping_patience=cfg.early_stopping_patience, progress=progress)
+                   early_stopping_patience=cfg.early_stopping_patience, progress=progress and "3")
     return {"gradient_check": check, "runs": {"softmax": result}, "weights": {"softmax": model.w},
             "data": _sizes(data), "validation": (X_raw_val, data[3])}
 
@@ -304,7 +331,8 @@ def run_task4(cfg: Task4Config, progress: bool = False, reuse_task3: bool = True
         model = SoftmaxModel(l2_reg_lambda=lam, dtype=cfg.dtype)
         runs[repr(lam)] = train(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
                                 num_epochs=cfg.num_epochs, shuffle=True, rng=shuffle_rng(cfg),
-                                early_stopping_patience=cfg.early_stopping_patience, progress=progress)
+                                early_stopping_patience=cfg.early_stopping_patience,
+                                progress=progress and f"4, lambda = {lam:g}")
         weights[repr(lam)] = model.w
     norms = {key: float(np.sum(w.astype(np.float64) ** 2)) for key, w in weights.items()}
     max_abs = {key: float(np.max(np.abs(w[:-1]))) for key, w in weights.items()}  # pixel weights, bias row excluded

@@ -18,6 +18,7 @@ import threadpoolctl
 
 import utils
 from support.engine import FastEngine, Validation
+from support.progress import Bar, counted
 
 VAL_CHECKS_PER_EPOCH = 5  # the course validates every (N // batch_size) // 5 steps
 DIVERGENCE_FACTOR = 1000.0  # a loss this many times the first step's (ln K at zero weights) counts as divergence
@@ -52,7 +53,8 @@ class PlainEngine:
 
     def batches(self, epoch: int):
         t = self.trainer
-        return utils.batch_loader(t.X_train, t.Y_train, t.batch_size, shuffle=t.shuffle_dataset, rng=t.rng)
+        return counted(utils.batch_loader(t.X_train, t.Y_train, t.batch_size, shuffle=t.shuffle_dataset, rng=t.rng),
+                       t.progress)
 
     def check(self, step: int) -> None:
         self.ready.append((step, self.trainer.validation_step()))
@@ -235,8 +237,8 @@ def train(model: utils.LinearModel, X_train: np.ndarray, Y_train: np.ndarray, X_
     """Train `model` in place on (X_train (N, D), Y_train) with a BaseTrainer and return what the run produced.
 
     Y is binary (N, 1) for `BinaryModel`, labels (N,) or one-hot (N, K) for `SoftmaxModel`. Shuffling (every epoch
-    a fresh order) needs `rng`: a numpy Generator, or a RandomState for the course's order. `progress` labels a
-    progress bar for the run (None: no bar).
+    a fresh order) needs `rng`: a numpy Generator, or a RandomState for the course's order. `progress` names the run
+    on a progress bar (None: no bar); the bar closes full when the run ends, early stopping included.
     """
     if shuffle and not isinstance(rng, (np.random.Generator, np.random.RandomState)):
         raise ValueError("shuffle=True needs rng, a numpy.random.Generator (or a RandomState for the course's order); "
@@ -246,9 +248,16 @@ def train(model: utils.LinearModel, X_train: np.ndarray, Y_train: np.ndarray, X_
     X_val, targets_val = _checked_data(model, X_val, Y_val, "val")
     trainer = BaseTrainer(model, learning_rate, batch_size, shuffle, X_train, targets_train, X_val, targets_val,
                           early_stopping=early_stopping_patience, rng=rng, engine=engine)
-    trainer.progress = progress
-    with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught with a clearer message
-        train_history, val_history = trainer.train(num_epochs)
+    trainer.progress = Bar(progress, num_epochs * (len(X_train) // batch_size)) if progress else None
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught with a clearer message
+            train_history, val_history = trainer.train(num_epochs)
+    except BaseException:
+        if trainer.progress is not None:
+            trainer.progress.close()  # short of its end: an error or an interrupt
+        raise
+    if trainer.progress is not None:
+        trainer.progress.done(trainer.stop_step + 1)
     history = {"train_loss": list(train_history["loss"].values()), "check_steps": list(val_history["loss"]),
                "val_loss": list(val_history["loss"].values()), "val_accuracy": list(val_history["accuracy"].values()),
                "train_accuracy": list(train_history["accuracy"].values()),

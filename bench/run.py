@@ -181,13 +181,13 @@ def main() -> int:
     print(f"numpy {np.__version__}; BLAS: {threads()}; {os.cpu_count()} cores; "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     if not args.only_stages:
-        cfg3 = Task3Config()
+        cfg3 = Task3Config.from_notebook()
         X, Y, X_val, Y_val = load_full_mnist(train_size=cfg3.train_size, dataset=cfg3.dataset)
         raw3 = X, Y[:, 0], X_val, Y_val[:, 0]  # labels (N,), as the experiments train
         out3 = compare("softmax", lambda: SoftmaxModel(dtype=cfg3.dtype), raw3, cfg3, shuffle=True,
                        repeats=args.repeats)
         floor("softmax", out3, len(raw3[0]), len(raw3[2]), 10, cfg3)
-        cfg2 = Task2Config()
+        cfg2 = Task2Config.from_notebook()
         raw2 = load_binary_dataset(cfg2.class1, cfg2.class2, train_size=cfg2.train_size, dataset=cfg2.dataset)
         out2 = compare("binary", lambda: BinaryModel(dtype=cfg2.dtype), raw2, cfg2, shuffle=False,
                        repeats=args.repeats)

@@ -26,6 +26,7 @@ import numpy as np
 import threadpoolctl
 
 import utils
+from support.progress import counted
 
 CHECK_BLOCK_ROWS = 7500  # most rows per block of a check's GEMM; each set is cut into equal blocks
 CHECK_WORKERS = 2
@@ -95,7 +96,11 @@ class FastEngine:
     # ------------------------------------------------------------ batches
 
     def batches(self, epoch: int):
-        """The epoch's (X_batch, Y_batch) in utils.batch_indices' order: slices if unshuffled, else gathered ahead."""
+        """The epoch's (X_batch, Y_batch) in utils.batch_indices' order: slices if unshuffled, else gathered ahead;
+        the trainer's progress bar, if any, moves a step after each."""
+        return counted(self._batches(epoch), self.trainer.progress)
+
+    def _batches(self, epoch: int):
         t = self.trainer
         X, Y, size = t.X_train, t.Y_train, t.batch_size
         if not t.shuffle_dataset:

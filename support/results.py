@@ -171,3 +171,18 @@ def load_results(task: str, required: tuple[str, ...] = (), results_dir: str | P
         if not (figures_dir / name).exists() or sha256_bytes((figures_dir / name).read_bytes()) != digest:
             raise ResultsError(f"{figures_dir / name} is missing or not the figure of {path}: {remedy}")
     return record
+
+
+def figure_bytes(record: dict, name: str, figures_dir: str | Path) -> bytes:
+    """The PNG of figure `name` of a results record, read once and checked against the digest the record holds (a
+    run since may have replaced the file); ResultsError if it is missing or another."""
+    path = Path(figures_dir) / f"{name}.png"
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = b""
+    if record["figures"].get(path.name) != sha256_bytes(data):
+        task = record["task"]
+        raise ResultsError(f"{path} is missing or not the figure of {task}'s results: {task}.ipynb must run again: "
+                           f"{REMEDY}")
+    return data

@@ -7,6 +7,7 @@ file under its root). A new module imported by a notebook counts without editing
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -82,3 +83,33 @@ def project_modules(*paths: str | Path, root: str | Path = ROOT) -> list[Path]:
                     seen.add(file)
                     todo.append(file)
     return sorted(seen)
+
+
+RUN_OPTIONS = frozenset({"progress"})  # names of a parameters cell that change how a run shows, not what it computes
+
+
+def notebook_parameters(path: str | Path) -> dict:
+    """{name: value} of the assignments in a notebook's cell tagged "parameters" (the notebook's defaults, as
+    papermill reads them); ValueError naming the line when a value is not a literal (a number, string, list, None)."""
+    path = Path(path)
+    cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+             if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path.name} needs exactly one cell tagged 'parameters', it has {len(cells)}")
+    source = "".join(cells[0]["source"])
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ValueError(f"{path.name}'s parameters cell does not parse (line {exc.lineno}: {exc.msg})") from None
+    values = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ValueError(f"{path.name}'s parameters cell, line {node.lineno}: only `name = value` lines, received "
+                             f"{ast.get_source_segment(source, node)!r}")
+        try:
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ValueError(f"{path.name}'s parameters cell, line {node.lineno}: "
+                             f"{ast.get_source_segment(source, node)!r} is not a literal value; write the value "
+                             "itself (a number, a string, a list such as [2, 0.2], None)") from None
+    return values

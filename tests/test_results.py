@@ -13,7 +13,7 @@ from support.results import SCHEMA_VERSION, ResultsError, fingerprint, load_resu
 from support.sources import project_modules
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = Task2Config(dataset="synthetic", train_size=1500, num_epochs=2, num_epochs_early_stopping=4,
+TINY = Task2Config.from_notebook(dataset="synthetic", train_size=1500, num_epochs=2, num_epochs_early_stopping=4,
                    gradient_check_examples=5)
 
 

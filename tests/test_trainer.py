@@ -371,3 +371,29 @@ def test_training_runs_the_functions_a_student_writes(name, digits, binary, monk
     else:
         assert after["history"]["val_loss"] != before["history"]["val_loss"]
         assert after["final"] != before["final"]
+
+
+# ---------------------------------------------------------------- progress that tells the truth
+
+
+def test_a_run_names_its_bar_and_early_stopping_closes_it_full(noisy, capsys):
+    result = train(SoftmaxModel(), *noisy, **NOISY, rng=np.random.default_rng(2), progress="3, noisy")
+    err = capsys.readouterr().err
+    assert result.stopped_early and "3, noisy" in err
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "100%" in last and f"{result.num_steps}/{result.num_steps}" in last, last  # finished, not cut short
+
+
+def test_a_run_that_fails_leaves_its_bar_short(digits, capsys):
+    X_train, Y_train, X_val, Y_val = digits
+    noise = np.random.default_rng(0).permutation(Y_train)
+    with pytest.raises(TrainingDivergedError):
+        train(SoftmaxModel(dtype=np.float32), X_train.astype(np.float32), noise, X_val.astype(np.float32), Y_val,
+              learning_rate=1e30, batch_size=32, num_epochs=50, progress="diverges")
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "diverges" in last and "100%" not in last and "/1000" in last, last
+
+
+def test_without_a_label_there_is_no_bar(digits, capsys):
+    train(SoftmaxModel(), *digits, **SETTINGS)
+    assert capsys.readouterr().err == ""  # headless builds: nothing to leave in a PDF

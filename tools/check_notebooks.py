@@ -1,39 +1,83 @@
-"""Notebooks are committed clean: no outputs, no execution counts. `--fix` clears them in place.
+"""Notebooks reach git without outputs; a student keeps them in JupyterLab.
 
-python tools/check_notebooks.py [--fix] [NOTEBOOK ...]   (default: every *.ipynb at the top level)
-Exit status 1 lists the notebooks that carry outputs (without --fix).
+A git filter (nbstripout, installed by `make setup`) strips outputs, execution counts and volatile metadata when a
+notebook is staged, so `git diff` and commits show only what was written. `make lint` checks what is committed: the
+staged (index) version of every tracked notebook; outside git, the files themselves.
+
+    python -m tools.check_notebooks [--fix] [NOTEBOOK ...]   # --fix: strip the files themselves (outside git)
 """
 
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
-
 ROOT = Path(__file__).resolve().parent.parent
+# nbstripout's own list (its CLI strips these by default), and ours: the kernel's language details, which a run in
+# Jupyter rewrites, and jupyterlab-myst's evaluated inline expressions, which are outputs
+DEFAULT_KEYS = ["metadata.signature", "metadata.widgets", "cell.metadata.collapsed", "cell.metadata.ExecuteTime",
+                "cell.metadata.execution", "cell.metadata.heading_collapsed", "cell.metadata.hidden",
+                "cell.metadata.scrolled"]
+EXTRA_KEYS = ["metadata.language_info", "cell.metadata.user_expressions"]
+FILTER_ARGS = ["-m", "nbstripout", "--keep-id", "--extra-keys", " ".join(EXTRA_KEYS)]
 
 
-def dirty_cells(book) -> list[int]:
-    return [i for i, c in enumerate(book.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+def stripped(text: str) -> str:
+    """The notebook as the filter stages it."""
+    import nbformat  # .venv's: this module also runs before .venv exists (make setup installs the filter)
+    from nbstripout import strip_output  # so is this
+
+    book = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+    book = strip_output(book, keep_output=False, keep_count=False, keep_id=True, extra_keys=DEFAULT_KEYS + EXTRA_KEYS)
+    return nbformat.writes(book) + "\n"
+
+
+def install_filter(python: str, root: Path = ROOT) -> bool:
+    """Set the nbstripout filter in the checkout's git config (.gitattributes names it for *.ipynb), run by `python`;
+    whether it is set. Nothing to do outside a git checkout or without git."""
+    git = shutil.which("git")
+    if git is None or not (root / ".git").exists():
+        return False
+    quoted = f'"{python}" ' + " ".join(f'"{a}"' if " " in a else a for a in FILTER_ARGS)
+    settings = {"filter.nbstripout.clean": quoted, "filter.nbstripout.smudge": "cat",
+                "diff.ipynb.textconv": quoted + " -t"}
+    for key, value in settings.items():
+        current = subprocess.run([git, "config", "--get", key], cwd=root, capture_output=True, text=True)
+        if current.stdout.strip() != value:
+            subprocess.run([git, "config", key, value], cwd=root, check=True, capture_output=True)
+    return True
+
+
+def committed(root: Path = ROOT) -> dict[str, str] | None:
+    """{notebook: its staged text} of the tracked notebooks; None outside a git checkout."""
+    git = shutil.which("git")
+    if git is None or not (root / ".git").exists():
+        return None
+    names = subprocess.run([git, "ls-files", "*.ipynb"], cwd=root, capture_output=True, text=True, check=True)
+    return {name: subprocess.run([git, "show", f":{name}"], cwd=root, capture_output=True, text=True,
+                                 encoding="utf-8", check=True).stdout for name in names.stdout.split()}
 
 
 def main(argv: list[str]) -> int:
     fix = "--fix" in argv
-    paths = [Path(a) for a in argv if a != "--fix"] or sorted(ROOT.glob("*.ipynb"))
-    dirty = []
-    for path in paths:
-        book = nbformat.read(path, as_version=4)
-        cells = dirty_cells(book)
-        if not cells:
-            continue
-        if fix:
-            for i in cells:
-                book.cells[i].outputs, book.cells[i].execution_count = [], None
-            nbformat.write(book, path)
-            print(f"{path}: cleared the outputs of {len(cells)} cells")
-        else:
-            dirty.append(f"{path}: cells {cells} carry outputs or execution counts")
+    given = [Path(a) for a in argv if a != "--fix"]
+    staged = None if given or fix else committed()
+    texts = staged if staged is not None else {
+        str(p): p.read_text(encoding="utf-8") for p in (given or sorted(ROOT.glob("*.ipynb")))}
+    dirty = [name for name, text in texts.items() if json.loads(stripped(text)) != json.loads(text)]
+    if fix:
+        for name in dirty:
+            Path(name).write_text(stripped(texts[name]), encoding="utf-8")
+            print(f"{name}: outputs and volatile metadata stripped")
+        return 0
     if dirty:
-        print("\n".join(dirty) + "\nClear them: python tools/check_notebooks.py --fix", file=sys.stderr)
+        where = "staged with outputs" if staged is not None else "carry outputs"
+        remedy = ("`make setup` installs the git filter that strips them; then `git add " + " ".join(dirty) + "`"
+                  if staged is not None else f'from {ROOT}: "{sys.executable}" -m tools.check_notebooks --fix')
+        print(f"{', '.join(dirty)} {where} or volatile metadata: {remedy}", file=sys.stderr)
         return 1
     return 0
 

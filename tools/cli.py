@@ -11,6 +11,7 @@ import signal
 import subprocess
 import traceback
 
+from tools.check_notebooks import install_filter
 from tools.common import ROOT, STOP_SIGNALS, BuildError, os_error, say
 from tools.venv import DirLock, check_interpreter, ensure_venv
 
@@ -48,6 +49,7 @@ VARIABLES = {  # name -> (default, meaning); read from NAME=value arguments, els
     "PDF": ("", "where the PDF goes (default report.pdf, or report-<dataset>.pdf)"),
     "BENCH_ARGS": ("", "arguments for make bench, e.g. BENCH_ARGS=--only-stages"),
     "PYTEST_ARGS": ("", "extra arguments for make test, e.g. PYTEST_ARGS=\"-k params\""),
+    "LAB_ARGS": ("", 'options for make lab, e.g. LAB_ARGS="--no-browser --port 8899"'),
     "MNIST_DIR": ("", "where MNIST's four files are cached (default data/mnist/)"),
     "FASHION_MNIST_DIR": ("", "where Fashion-MNIST's four files are cached (default data/fashion-mnist/)"),
 }
@@ -89,6 +91,7 @@ def relaunch(argv: list[str], variables: dict[str, str]) -> int:
         python = variables["PY"]
     else:
         python = str(ensure_venv())
+    install_filter(python)  # notebooks reach git without outputs (tools/check_notebooks.py)
     env = {**os.environ, INNER: "1", **{k: v for k, v in variables.items()}}
     command = [python, str(ROOT / "make.py"), *argv]
     if os.name != "nt":

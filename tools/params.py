@@ -1,7 +1,9 @@
-"""Command-line parameters for the task notebooks: `make report PARAMS="task3.num_epochs=20 task4.lambdas=[1, 0.1]"`.
+"""The task notebooks' parameters for a build: each notebook's parameters cell (the one source of its defaults),
+with what `make report PARAMS="task3.num_epochs=20 task4.lambdas=[1, 0.1]"`, SEED and DATASET override.
 
-`resolve(PARAMS, SEED, DATASET)` checks every override against experiments.py's configurations (names, types
-and ranges) and returns each notebook's full set of parameters; make.py calls it before any work.
+`resolve(PARAMS, SEED, DATASET)` reads the cells, applies the overrides (papermill's rule: any name of the cell),
+checks every value against experiments.py's configurations (types and ranges) and returns each notebook's full set
+of parameters; the build calls it before any work.
 
 PARAMS: whitespace-separated `task.name=value` items; the value is a Python literal (20, 1e-05, [1, 0.1],
 "Coat", None) or a bare word taken as a string; spaces are allowed inside brackets and quotes.
@@ -15,6 +17,8 @@ import dataclasses
 
 from experiments import TASK_CONFIGS
 from mnist import DATASETS
+from support.sources import RUN_OPTIONS, notebook_parameters
+from tools.common import ROOT
 
 # Fashion-MNIST's default pair for Task 2: like 2 vs 3 in MNIST, two classes of similar shape that a linear
 # model often confuses, so the curves, early stopping and shuffling have something to show.
@@ -82,9 +86,10 @@ def parse(params: str, seed: str = "", dataset: str = "") -> dict[str, dict]:
             raise ParameterError(f"PARAMS items look like task3.num_epochs=20, received {item!r}")
         if task not in TASK_CONFIGS:
             raise ParameterError(f"unknown task {task!r} in {item!r}; the tasks are {', '.join(TASK_CONFIGS)}")
-        fields = [f.name for f in dataclasses.fields(TASK_CONFIGS[task])]
-        if name not in fields:
-            raise ParameterError(f"{task} has no parameter {name!r}; its parameters are {', '.join(fields)}")
+        names = list(notebook_defaults(task))
+        if name not in names:
+            raise ParameterError(f"{task} has no parameter {name!r}; {task}.ipynb's parameters cell sets "
+                                 f"{', '.join(names)}")
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -96,12 +101,33 @@ def parse(params: str, seed: str = "", dataset: str = "") -> dict[str, dict]:
     return overrides
 
 
+def notebook_defaults(task: str) -> dict:
+    """{name: value} of `task`.ipynb's parameters cell, less the run options (progress); ParameterError if not read."""
+    try:
+        values = notebook_parameters(ROOT / f"{task}.ipynb")
+    except (OSError, ValueError) as exc:
+        raise ParameterError(str(exc)) from None
+    fields = [f.name for f in dataclasses.fields(TASK_CONFIGS[task])]
+    unknown = [name for name in values if name not in fields and name not in RUN_OPTIONS]
+    if unknown:
+        raise ParameterError(f"{task}.ipynb's parameters cell sets {', '.join(unknown)}, which experiments."
+                             f"{TASK_CONFIGS[task].__name__} does not know: add {'them' if len(unknown) > 1 else 'it'} "
+                             "there (with a check), or set it in another cell")
+    return {name: value for name, value in values.items() if name not in RUN_OPTIONS}
+
+
 def resolve(params: str = "", seed: str = "", dataset: str = "") -> dict[str, dict]:
-    """{task: every parameter of its notebook} with the overrides applied, each checked; ParameterError if not."""
+    """{task: every parameter of its notebook}: its parameters cell with the overrides applied, each checked;
+    ParameterError naming the parameter, the value, the valid range, and where the value came from."""
     resolved = {}
-    for task, values in parse(params, seed, dataset).items():
+    for task, overrides in parse(params, seed, dataset).items():
+        values = {**notebook_defaults(task), **overrides}
         try:
-            resolved[task] = TASK_CONFIGS[task](**values).as_dict()
+            config = TASK_CONFIGS[task].from_namespace(values)
         except (TypeError, ValueError) as exc:
-            raise ParameterError(f"{task}.{exc}" if str(exc).split(" ")[0] in values else f"{task}: {exc}") from None
+            name = str(exc).split(" ")[0].rpartition(".")[2]
+            where = "" if name in overrides or name not in values else f" (set in {task}.ipynb's parameters cell)"
+            message = f"{task}.{exc}" if str(exc).startswith(name + " ") else f"{task}: {exc}"
+            raise ParameterError(message + where) from None
+        resolved[task] = config.as_dict()
     return resolved

@@ -17,6 +17,7 @@ HEADINGS: tuple[str, ...] = tuple(_KNOWN["headings"])
 MIN_PAGES: int = _KNOWN["min_pages"]
 HANDIN: tuple[str, ...] = tuple(_KNOWN["handin"])
 WATCH: tuple[str, ...] = tuple(_KNOWN["watch"])
+JUPYTER_CONFIG = ROOT / "support" / "jupyter"  # Jupyter's settings for this project (exports, kernels)
 
 
 def files(patterns: tuple[str, ...], root: Path = ROOT) -> list[str]:

@@ -12,11 +12,15 @@ from mnist import DATASET_NAMES
 from support.fileio import write_file
 from support.results import ResultsError, modules_digest, read_results, sha256_json, versions
 from support.sources import project_modules
-from tools.common import ROOT, file_sha256
+from tools.common import ROOT, BuildError, file_sha256
 from tools.context import Build
 from tools.processes import NotebookRun, publish, staging_dir, timed
 from tools.project import REPORT, TASKS
-from tools.tasks import result_keys
+from tools.tasks import expected_keys
+
+
+class ResultsChanged(BuildError):
+    """The report refused the results it read: not the ones this build made (a run from Jupyter wrote its own)."""
 
 
 def read_source() -> dict:
@@ -105,7 +109,7 @@ def start_report_run(build: Build, stale: dict[str, str]) -> tuple[NotebookRun |
     task notebooks run; None when only its prose changed, or nothing."""
     if not stale:
         try:
-            change, _ = report_change(build, result_keys(build), read_source())
+            change, _ = report_change(build, expected_keys(build), read_source())
         except ResultsError:
             return None, True
         if change != "code":
@@ -133,7 +137,12 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
         else:
             run = ahead or NotebookRun(ROOT / REPORT, staging_dir(build, "report") / "report.ipynb")
             ahead = None
-            run.run({"build_dir": str(build.dir), "expected_keys": keys}, notebook=source)
+            try:
+                run.run({"build_dir": str(build.dir), "expected_keys": keys}, notebook=source)
+            except BuildError as exc:
+                if "ResultsError" in str(exc):  # the report refused what it read: written since the tasks ran
+                    raise ResultsChanged(str(exc).splitlines()[-1].partition("ResultsError: ")[2]) from None
+                raise
             out = run.out
             book = json.loads(out.read_text())
             label = "report.ipynb"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -17,15 +18,17 @@ import threading
 import time
 from pathlib import Path
 
+from jupyter_core.paths import jupyter_runtime_dir
+
 from experiments import TASK_CONFIGS
 from tools.checks import target_check_report
 from tools.common import ROOT, BuildError, file_sha256, os_error, say
 from tools.context import Build, context
 from tools.handin import write_handin
-from tools.pdf import INSTALL_TEX, step_html, step_pdf, step_tex
+from tools.pdf import INSTALL_TEX, pandoc_env, step_html, step_pdf, step_tex
 from tools.processes import STOP, build_lock, python
-from tools.project import WATCH, files
-from tools.report import start_report_run, step_report
+from tools.project import JUPYTER_CONFIG, WATCH, files
+from tools.report import ResultsChanged, start_report_run, step_report
 from tools.tasks import stale_tasks, step_data, step_figures
 
 
@@ -55,7 +58,15 @@ def figures_and_report(build: Build, warm_up: str | None = None) -> Path:
         if ahead is not None:
             ahead.cancel()
         raise
-    return step_report(build, keys, ahead)
+    try:
+        return step_report(build, keys, ahead)
+    except ResultsChanged as exc:  # a run from Jupyter replaced results between the tasks and the report
+        say(f"{exc}\nthe build runs the task notebooks whose results are not its own again, then the report")
+    try:
+        return step_report(build, step_figures(build))
+    except ResultsChanged as exc:
+        raise BuildError(f"{exc}\nResults keep changing while this build runs (a task notebook running in Jupyter?): "
+                         "let it finish, then run make report again. No PDF was made of them.") from None
 
 
 def target_report(build: Build) -> None:
@@ -106,10 +117,25 @@ def target_tex(build: Build) -> None:
     print("tex: xelatex and its styles are ready")
 
 
-def passthrough(command: list[str]) -> None:
-    code = subprocess.call(command, cwd=ROOT)
+def passthrough(command: list[str], env: dict | None = None) -> None:
+    code = subprocess.call(command, cwd=ROOT, env=env)
     if code:
         raise SystemExit(code)
+
+
+def target_lab(build: Build) -> None:
+    """JupyterLab on the project's environment, as a student meets it: LAB_ARGS passed on (--no-browser --port 8899),
+    as root without a hand-written config, kernels over Unix sockets (no TCP port, no warning at each start), the
+    wheel's pandoc on PATH and the project's export settings (support/jupyter/) for File > Save and Export."""
+    args = shlex.split(build.variables["LAB_ARGS"])
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
+        say("running as root: JupyterLab starts with --allow-root (it would refuse otherwise)")
+        args.append("--allow-root")
+    if os.name != "nt" and len(os.fsencode(jupyter_runtime_dir())) + 50 <= 103:  # a socket's path: 103 bytes on macOS
+        args.append("--KernelManager.transport=ipc")
+    env = pandoc_env()
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(filter(None, [str(JUPYTER_CONFIG), env.get("JUPYTER_CONFIG_PATH")]))
+    passthrough(python("-m", "jupyterlab", *args), env=env)
 
 
 # rfc3987-syntax (jsonschema's optional "iri" checker, pulled in by jupyter-events) builds a parser when imported:
@@ -130,14 +156,14 @@ TARGETS = {
     "watch": target_watch,
     "test": lambda build: passthrough(python("-m", "pytest", *shlex.split(build.variables["PYTEST_ARGS"]))),
     "lint": lambda build: (passthrough(python("-m", "ruff", "check", ".")),
-                           passthrough(python(str(ROOT / "tools" / "check_notebooks.py")))),
+                           passthrough(python("-m", "tools.check_notebooks"))),
     "lock": lambda build: (passthrough(python("-m", "uv", "pip", "compile", "--universal", "--generate-hashes",
                                               "--python-version", "3.11", "-q", "requirements.txt", "-o",
                                               "requirements.lock", *UNLOCKED)),
                            passthrough(python("-m", "tools.wheels"))),  # a wheel for every platform served
     "bench": lambda build: passthrough(python(str(ROOT / "bench" / "run.py"),
                                               *shlex.split(build.variables["BENCH_ARGS"]))),
-    "lab": lambda build: passthrough(python("-m", "jupyterlab")),
+    "lab": target_lab,
 }
 
 

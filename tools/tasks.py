@@ -113,10 +113,11 @@ def step_figures(build: Build, stale: dict[str, str] | None = None, one_left=Non
         except BaseException:
             STOP.set()  # stop the notebooks still running
             raise
-    return result_keys(build)
+    return expected_keys(build)
 
 
-def result_keys(build: Build) -> dict[str, str]:
-    """{task: the fingerprint key of its results in the build}; ResultsError if one is unusable."""
-    return {task: read_results(build.dir / "results" / f"{task}.json")["fingerprint"]["key"] for task in TASKS}
+def expected_keys(build: Build) -> dict[str, str]:
+    """{task: the fingerprint key this build asks of its results}: what the report checks the files against when it
+    reads them, so that results written meanwhile by a run from Jupyter are refused, never reported."""
+    return {task: fingerprint(task, build.params[task])["key"] for task in TASKS}
 

@@ -1,0 +1,183 @@
+"""Jupyter and `make` tell one story: the notebook's parameters cell is what the build runs with, a run from Jupyter
+can never enter a build's PDF, `make lab` starts anywhere, and outputs stay out of git."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from conftest import SMOKE, STRIPPED, build_dir, make, pdf, pdf_text, staged, tempfile_dir, wait_for
+
+pytestmark = pytest.mark.notebooks
+
+
+def edit_parameters_cell(folder, task: str, old: str, new: str):
+    """Edit a line of `task`.ipynb's parameters cell, as a student does in JupyterLab; a function that undoes it."""
+    path = folder / f"{task}.ipynb"
+    before = path.read_bytes()
+    book = json.loads(before)
+    cell = next(c for c in book["cells"] if "parameters" in c["metadata"].get("tags", []))
+    source = "".join(cell["source"])
+    assert old in source
+    cell["source"] = source.replace(old, new)
+    path.write_text(json.dumps(book, indent=1))
+    return lambda: path.write_bytes(before)
+
+
+WITHOUT_TASK3_EPOCHS = SMOKE.replace("task3.num_epochs=2 ", "")  # the notebook's own value counts
+
+
+def test_a_value_edited_in_the_parameters_cell_is_what_make_report_builds(project):
+    date = {"SOURCE_DATE_EPOCH": "1000000000"}
+    restore = edit_parameters_cell(project, "task3", "num_epochs = 50", "num_epochs = 2")
+    try:
+        code, output = make(project, "report", params=WITHOUT_TASK3_EPOCHS, extra_env=date)
+        assert code == 0, output
+        default_pdf = pdf(project).read_bytes()
+    finally:
+        restore()
+    restore = edit_parameters_cell(project, "task3", "num_epochs = 50", "num_epochs = 3")
+    try:
+        code, output = make(project, "report", params=WITHOUT_TASK3_EPOCHS, extra_env=date)
+        assert code == 0 and "task3.ipynb ran" in output, output
+        results = json.loads((build_dir(project) / "results" / "task3.json").read_text())
+        assert results["parameters"]["num_epochs"] == 3
+        assert "num_epochs = 3" in " ".join(pdf_text(pdf(project)).split())  # listed among the changed values
+    finally:
+        restore()
+    restore = edit_parameters_cell(project, "task3", "num_epochs = 50", "num_epochs = 2")
+    try:  # undone: the PDF of before, byte for byte
+        code, output = make(project, "report", params=WITHOUT_TASK3_EPOCHS, extra_env=date)
+        assert code == 0 and pdf(project).read_bytes() == default_pdf, output
+    finally:
+        restore()
+    assert make(project, "report")[0] == 0
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("num_epochs = 0", "error: task3.num_epochs must be an integer in [1, 100000], received 0 (set in task3.ipynb's "
+                       "parameters cell). Nothing was run."),
+    ("num_epochs = 5 * 10", "task3.ipynb's parameters cell, line"),
+    ("learning_rat = 0.01", "task3.ipynb's parameters cell sets learning_rat, which experiments.Task3Config does "
+                            "not know"),
+])
+def test_a_bad_value_in_the_cell_is_one_line_before_any_work(project, line, message):
+    restore = edit_parameters_cell(project, "task3", "num_epochs = 50", line)
+    try:
+        code, output = make(project, "report", params=WITHOUT_TASK3_EPOCHS)
+    finally:
+        restore()
+    assert code != 0 and message in output and len(output.strip().splitlines()) == 1, output
+
+
+def test_results_a_jupyter_run_writes_during_a_build_never_reach_its_pdf(project):
+    """While `make report SEED=1` trains Task 3, a run of task2.ipynb from Jupyter with its notebook's own seed (0)
+    finishes and replaces build/results/task2.json and its figures: the build must not make a PDF of mixed seeds."""
+    import papermill
+
+    seed1 = SMOKE + " task2.shuffle_seed=1 task3.shuffle_seed=1 task4.shuffle_seed=1"
+    assert make(project, "report", params=seed1)[0] == 0
+    results = build_dir(project) / "results" / "task2.json"
+    seed1_key = json.loads(results.read_text())["fingerprint"]["key"]
+    jupyter = tempfile_dir(project) / "jupyter run"
+    shutil.rmtree(jupyter, ignore_errors=True)
+    jupyter.mkdir()
+    params = {**json.loads(results.read_text())["parameters"], "shuffle_seed": 0, "progress": False}
+    env = {"TDT4265_OUT_DIR": str(jupyter)}  # made aside first, then landed in one go, as a save does
+    old_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        papermill.execute_notebook(project / "task2.ipynb", jupyter / "task2.ipynb", parameters=params,
+                                   cwd=str(project), kernel_name="python3", progress_bar=False)
+    finally:
+        for k, v in old_env.items():
+            os.environ.pop(k) if v is None else os.environ.update({k: v})
+    proc = make(project, "report", params=seed1.replace("task3.num_epochs=2", "task3.num_epochs=3"), wait=False)
+    wait_for(staged(project, "task3."))  # Task 2 is current: the build trusts it, and trains Task 3
+    for figure in (jupyter / "figures").iterdir():
+        shutil.copy(figure, build_dir(project) / "figures" / figure.name)
+    shutil.copy(jupyter / "results" / "task2.json", results)  # the Jupyter run's seed 0 lands
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode in (0, 1) and "Traceback" not in output, output
+    if proc.returncode == 0:  # the build saw it, ran Task 2 again with seed 1, and then made the PDF
+        assert "task2.ipynb ran" in output, output
+        assert json.loads(results.read_text())["fingerprint"]["key"] == seed1_key
+        assert "seeded with 1" in " ".join(pdf_text(pdf(project)).split())
+    else:
+        assert "No PDF was made of them" in output, output
+    assert make(project, "report")[0] == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="JupyterLab as root (CI's case)")
+def test_make_lab_starts_as_root_with_lab_args_and_stops(project):
+    port = free_port()
+    args = f"--no-browser --port {port} --IdentityProvider.token=t0ken --ServerApp.open_browser=False"
+    proc = make(project, "lab", f"LAB_ARGS={args}", wait=False)
+    try:
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=t0ken", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return proc.poll() is not None  # it ended: stop waiting (the asserts below say why)
+        wait_for(answers, timeout=120)
+        assert proc.poll() is None, proc.communicate()[0]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/kernels?token=t0ken", data=b"{}", method="POST")
+        with urllib.request.urlopen(request, timeout=60) as response:  # a kernel starts, as a notebook opens one
+            assert json.load(response)["name"] == "python3"
+        time.sleep(8)  # long enough for its start-up messages (over TCP: the warning)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    assert "running as root: JupyterLab starts with --allow-root" in output, output
+    assert "Kernel started" in output and "Kernel is running over TCP" not in output, output
+    assert "Running as root is not recommended" not in output
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_notebook_saved_with_outputs_reaches_git_without_them(project, tmp_path):
+    """make setup (any target) defines the filter; a notebook saved by JupyterLab with outputs is staged without them,
+    and make lint checks what is staged."""
+    clone = tmp_path / "a clone"
+    shutil.copytree(project, clone, ignore=shutil.ignore_patterns("build", "*.pdf", ".venv"))
+    git = ["git", "-c", "user.email=s@example.com", "-c", "user.name=student"]
+    subprocess.run([*git, "init", "-q"], cwd=clone, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=clone, check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], cwd=clone, check=True)
+    assert make(clone, "params")[0] == 0  # any target sets the filter up
+    path = clone / "task3.ipynb"
+    book = json.loads(path.read_text())
+    for cell in book["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["trained\n"]}]
+            cell["execution_count"] = 4
+    book["metadata"]["language_info"] = {"name": "python", "version": "3.11.7", "mimetype": "text/x-python"}
+    path.write_text(json.dumps(book, indent=1))
+    subprocess.run([*git, "add", "task3.ipynb"], cwd=clone, check=True)
+    staged_text = subprocess.run(["git", "show", ":task3.ipynb"], cwd=clone, capture_output=True, text=True).stdout
+    assert '"trained' not in staged_text and '"execution_count": 4' not in staged_text
+    assert '"trained' in path.read_text()  # the student keeps their outputs
+    diff = subprocess.run(["git", "diff", "--cached", "--stat"], cwd=clone, capture_output=True, text=True).stdout
+    assert diff.strip() == "", diff  # nothing a student wrote changed
+    code, output = make(clone, "lint")
+    assert code == 0, output
+
+
+def test_make_lab_passes_options_through_make_py_too(project):
+    """`python make.py lab LAB_ARGS=...` reaches JupyterLab: `--version` prints its version and ends."""
+    env = {k: v for k, v in os.environ.items() if k not in STRIPPED}
+    proc = subprocess.run([sys.executable, str(project / "make.py"), "lab", f"PY={sys.executable}",
+                           "LAB_ARGS=--version"], cwd=project, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip()[:1].isdigit(), proc.stdout + proc.stderr
