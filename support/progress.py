@@ -21,9 +21,11 @@ class Bar:
     def done(self, count: int | None = None) -> None:
         """The work ended as it should, sooner than planned too (early stopping): the bar closes full (green), at
         `count` if given (the steps of a run that the engine rewound to, not those it ran ahead)."""
-        self._bar.n = self._bar.n if count is None else count
-        self._bar.total = self._bar.n
-        self._bar.refresh()
+        count = self._bar.n if count is None else count
+        started = self._bar.start_t
+        self._bar.reset(total=count)  # where Jupyter's bar takes its new length (setting total would not redraw it)
+        self._bar.start_t = started  # reset restarts the clock: the rate stays that of the whole run
+        self._bar.update(count)
         self._bar.close()
 
     def close(self) -> None:

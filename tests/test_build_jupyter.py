@@ -3,13 +3,17 @@ can never enter a build's PDF, `make lab` starts anywhere, and outputs stay out 
 
 import json
 import os
+import pty
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from conftest import SMOKE, STRIPPED, build_dir, make, pdf, pdf_text, staged, tempfile_dir, wait_for
@@ -121,10 +125,16 @@ def free_port() -> int:
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="JupyterLab as root (CI's case)")
-def test_make_lab_starts_as_root_with_lab_args_and_stops(project):
-    port = free_port()
+def test_make_lab_starts_as_root_with_lab_args_and_stops_at_ctrl_c(project):
+    """As root, LAB_ARGS passed on, kernels over Unix sockets; Ctrl-C in the terminal is JupyterLab's to answer
+    ("Shut down this Jupyter server (y/[n])?"): it shuts its kernels down itself, make.py waits for it."""
+    port, runtime = free_port(), Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # a socket's path is short
     args = f"--no-browser --port {port} --IdentityProvider.token=t0ken --ServerApp.open_browser=False"
-    proc = make(project, "lab", f"LAB_ARGS={args}", wait=False)
+    terminal, student = pty.openpty()  # JupyterLab asks at Ctrl-C only when its input is a terminal
+    env = {k: v for k, v in os.environ.items() if k not in STRIPPED} | {"JUPYTER_RUNTIME_DIR": str(runtime)}
+    proc = subprocess.Popen([sys.executable, str(project / "make.py"), f"PY={sys.executable}", "lab",
+                             f"LAB_ARGS={args}"], cwd=project, env=env, stdin=student, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         def answers() -> bool:
             try:
@@ -138,12 +148,24 @@ def test_make_lab_starts_as_root_with_lab_args_and_stops(project):
         with urllib.request.urlopen(request, timeout=60) as response:  # a kernel starts, as a notebook opens one
             assert json.load(response)["name"] == "python3"
         time.sleep(8)  # long enough for its start-up messages (over TCP: the warning)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        assert list(runtime.glob("kernel-*.json"))  # the kernel's connection file, while it runs
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at the terminal: the whole process group
+        time.sleep(2)  # JupyterLab asks; make.py must not have killed it meanwhile
+        assert proc.poll() is None
+        os.write(terminal, b"y\n")
         output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        os.close(terminal)
+        os.close(student)
     assert "running as root: JupyterLab starts with --allow-root" in output, output
     assert "Kernel started" in output and "Kernel is running over TCP" not in output, output
     assert "Running as root is not recommended" not in output
+    assert "Shut down this Jupyter server" in output and "Shutdown confirmed" in output, output
+    assert "interrupted: the steps" not in output, output  # not a build's message
+    assert "Parent appears to have exited" not in output and not list(runtime.glob("kernel-*")), output
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

@@ -397,3 +397,19 @@ def test_a_run_that_fails_leaves_its_bar_short(digits, capsys):
 def test_without_a_label_there_is_no_bar(digits, capsys):
     train(SoftmaxModel(), *digits, **SETTINGS)
     assert capsys.readouterr().err == ""  # headless builds: nothing to leave in a PDF
+
+
+def test_in_jupyter_a_bar_that_early_stopping_ends_is_drawn_full_and_green(noisy, monkeypatch):
+    """The notebook widget takes a new length only when reset: setting tqdm's total left it 7% filled, yet green."""
+    tqdm_notebook = pytest.importorskip("tqdm.notebook").tqdm
+    bars = []
+
+    def widget_bar(*args, **kwargs):
+        bars.append(tqdm_notebook(*args, **kwargs))
+        return bars[-1]
+
+    monkeypatch.setattr("tqdm.auto.tqdm", widget_bar)
+    result = train(SoftmaxModel(), *noisy, **NOISY, rng=np.random.default_rng(2), progress="3, noisy")
+    _, drawn, _ = bars[0].container.children
+    assert result.stopped_early and drawn.value == drawn.max == result.num_steps
+    assert drawn.bar_style == "success"

@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +23,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from experiments import TASK_CONFIGS
 from tools.checks import target_check_report
-from tools.common import ROOT, BuildError, file_sha256, os_error, say
+from tools.common import ROOT, STOP_SIGNALS, BuildError, file_sha256, os_error, say
 from tools.context import Build, context
 from tools.handin import write_handin
 from tools.pdf import INSTALL_TEX, pandoc_env, step_html, step_pdf, step_tex
@@ -135,7 +136,22 @@ def target_lab(build: Build) -> None:
         args.append("--KernelManager.transport=ipc")
     env = pandoc_env()
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(filter(None, [str(JUPYTER_CONFIG), env.get("JUPYTER_CONFIG_PATH")]))
-    passthrough(python("-m", "jupyterlab", *args), env=env)
+    lab = subprocess.Popen(python("-m", "jupyterlab", *args), cwd=ROOT, env=env)
+
+    def stop(signum, frame) -> None:
+        # Ctrl-C reached JupyterLab too (one process group): it asks whether to shut down, and this waits for its
+        # answer. A kill or a closed terminal reached this process alone: JupyterLab is asked to shut down.
+        if signum != signal.SIGINT:
+            lab.terminate()
+
+    previous = {name: signal.signal(getattr(signal, name), stop) for name in STOP_SIGNALS}
+    try:
+        code = lab.wait()
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+    if code not in (0, 130, -signal.SIGINT, -signal.SIGTERM):
+        raise SystemExit(code)
 
 
 # rfc3987-syntax (jsonschema's optional "iri" checker, pulled in by jupyter-events) builds a parser when imported:
