@@ -1,19 +1,45 @@
-"""The numbers the report's answers turn on, and its words for them.
+"""The report's answers: every number its Markdown cells show, as a named value, and every verdict they branch on.
 
-The summaries they turn on (summaries.py) are computed by the task notebooks and stored in their results files; the
-phrases and sentences have a branch for each outcome. report.ipynb reads the results files and calls these;
-tests/test_answers.py tries every branch.
+report.ipynb's answers are Markdown. A number is a MyST inline expression, {eval}`t3.gap`; a cell that starts with
+{eval}`when(t3.overfits)` is one branch of an answer, in the report only when its condition holds. JupyterLab shows
+the values after Run All (the jupyterlab-myst extension); `make report` and Jupyter's exports write them in
+(support/export.py). Values are text as the report prints it (`Md` when it holds math, emphasis or a table);
+verdicts are booleans. Every value exists whatever the outcome, so that every branch renders:
+tests/test_answers.py renders each one.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from pathlib import Path
 
+from IPython.display import Image, display
+
+from experiments import OFFICIAL_2022, TASK_CONFIGS
+from mnist import CLASS_KINDS, DATASET_NAMES
+from support import handoff
+from support.results import figure_bytes, load_results
+
+NOT_THIS_RUN = "(not in this run) "
+NONE = "none"  # a value whose answer does not apply to this run: its branch is left out
 ORDER_TEXT = {
     "course": "the course's order: a `numpy.random.RandomState` seeded with {seed} shuffles a fresh list of the "
               "indices every epoch, as the course's `batch_loader` does with numpy's global generator",
     "generator": "a `numpy.random.Generator` seeded with {seed} draws a permutation every epoch",
 }
+
+
+class Md(str):
+    """Text in Markdown (math, emphasis, a table): JupyterLab renders it, the exports write it in as it is."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def when(condition: bool) -> str:
+    """The start of a branch cell: '' when `condition` holds, else a mark that this run's report leaves it out."""
+    return "" if condition else NOT_THIS_RUN
 
 
 def pct(x: float, digits: int = 2) -> str:
@@ -33,8 +59,10 @@ def power_of_ten(x: float) -> str:
 
 
 def steps_phrase(steps: list[int]) -> str:
-    """'step 42', 'steps 42 and 84', 'steps 42, 84 and 126'."""
+    """'step 42', 'steps 42 and 84', 'steps 42, 84 and 126'; NONE for no steps."""
     steps = [f"{s:,}" for s in steps]
+    if not steps:
+        return NONE
     if len(steps) == 1:
         return f"step {steps[0]}"
     return f"steps {', '.join(steps[:-1])} and {steps[-1]}"
@@ -45,27 +73,9 @@ def count_phrase(n: int, noun: str) -> str:
     return f"no {noun}s" if n == 0 else f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def checked(check: dict) -> str:
-    """The gradient check's sentence: passes or FAILS, with its numbers."""
-    passes = check["max_abs_difference"] <= check["tolerance"]
-    verdict, relation = ("passes", "below") if passes else ("FAILS", "above")
-    return (f"The gradient check {verdict}: at random weights drawn from $N(0, 1)$, on the first "
-            f"{check['num_examples']} training images, the largest difference between the analytic gradient and "
-            f"centred differences ($\\epsilon = {power_of_ten(check['epsilon'])}$, float64) over all "
-            f"{check['num_weights']:,} weights is {check['max_abs_difference']:.1e}, {relation} the tolerance "
-            f"$\\epsilon^2 = {power_of_ten(check['tolerance'])}$.")
-
-
-def last_check_note(run: dict, fit: dict, loss: bool = True) -> str:
-    """'' when the last check saw the final weights; else what that check gave, for a figure that ends there."""
-    last = run["history"]["check_steps"][-1]
-    if last == run["stop_step"]:
-        return ""
-    if loss:
-        return (f" (the last check in the figure, after step {last:,}, gave {fit['final_train_set_loss']:.4f} and "
-                f"{fit['final_val_loss']:.4f})")
-    return (f" (the last check in the figure, after step {last:,}, gave {pct(fit['final_train_accuracy'])} and "
-            f"{pct(fit['final_val_accuracy'])})")
+def lam(x: float) -> Md:
+    """$\\lambda = 0.02$."""
+    return Md(f"$\\lambda = {x:g}$")
 
 
 def epochs_text(params: dict) -> str:
@@ -76,51 +86,280 @@ def epochs_text(params: dict) -> str:
             f"(patience {params['early_stopping_patience']} checks)")
 
 
-def stop_text(run: dict, max_epochs: int, patience: int | None) -> str:
-    """Where a run ended: the epoch early stopping stopped it in, or all of its epochs."""
-    if run["stopped_early"]:
-        return f"early stopping ended it in epoch {run['stop_epoch']} (step {run['stop_step']:,})"
-    if patience is None:
-        return f"it ran all {max_epochs} epochs (early stopping off)"
-    return f"it ran all {max_epochs} epochs (early stopping did not trigger)"
+def load_answers(results_dir: str | Path | None = None, expected_keys: dict | None = None
+                 ) -> tuple[Data, Task2, Task3, Task4]:
+    """The answers to the task notebooks' last runs: their results files (build/results/, or where the build says),
+    each checked; ResultsError naming the notebook to run when one is missing, outdated or not what was asked for."""
+    folder, keys = handoff.report_inputs()
+    folder = Path(results_dir) if results_dir is not None else folder
+    keys = keys if expected_keys is None else expected_keys
+    results = {task: load_results(task, results_dir=folder, expected_key=keys.get(task))
+               for task in ("task2", "task3", "task4")}
+    figures = folder.parent / "figures"
+    return (Data(results), Task2(results["task2"], figures), Task3(results["task3"], figures),
+            Task4(results["task4"], figures))
 
 
-def official_stop_sentence(stop_epoch: int, official: int, as_course: bool) -> str:
-    """How the run's stop compares with the official solution's, which holds for the course's defaults only."""
-    if not as_course:
-        return (f"The course's official solution reports epoch {official} for this run, with the course's default "
-                "parameters on MNIST, which this build does not use.")
-    if stop_epoch == official:
-        return f"The course's official solution reports epoch {official} for this run, the same as here."
-    direction = "later" if stop_epoch > official else "earlier"
-    return (f"The course's official solution reports epoch {official} for this run; this run stops "
-            f"{abs(stop_epoch - official)} epochs {direction}.")
+class GradientCheck:
+    """One gradient check's numbers (Tasks 2a, 3a, 4a)."""
+
+    def __init__(self, check: dict):
+        self.passes = check["max_abs_difference"] <= check["tolerance"]
+        self.verdict, self.relation = ("passes", "below") if self.passes else ("FAILS", "above")
+        self.examples = f"{check['num_examples']:,}"
+        self.weights = f"{check['num_weights']:,}"
+        self.difference = f"{check['max_abs_difference']:.1e}"
+        self.epsilon = Md(f"$\\epsilon = {power_of_ten(check['epsilon'])}$")
+        self.tolerance = Md(f"$\\epsilon^2 = {power_of_ten(check['tolerance'])}$")
 
 
-def seed_spread_sentence(seeds: dict, max_epochs: int) -> str:
-    """The shuffled stop over several seeds ({"seeds", "stop_epochs", "stopped_early"}): range, median, none."""
-    if len(seeds["seeds"]) < 2:
-        return ""
-    stops = sorted(e for e, stopped in zip(seeds["stop_epochs"], seeds["stopped_early"]) if stopped)
-    last_seed, runs = seeds["seeds"][-1], len(seeds["seeds"])
-    if not stops:
-        return (f"With none of the seeds 0 to {last_seed} did early stopping trigger within {max_epochs} "
-                "epochs.")
-    middle = len(stops) // 2
-    median = stops[middle] if len(stops) % 2 else (stops[middle - 1] + stops[middle]) / 2
-    never = runs - len(stops)
-    return (f"One order alone does not say after how many epochs early stopping kicks in. The same shuffled run "
-            f"with seeds 0 to {last_seed} stops between epoch {stops[0]} and epoch {stops[-1]} (median {median:g})"
-            + (f", and {count_phrase(never, 'run')} of the {runs} did not stop within {max_epochs} epochs"
-               if never else "")
-            + (f": **the stop depends on the order by up to {stops[-1] - stops[0]} epochs**, so the epoch of one "
-               "run is one draw from that spread." if stops[-1] > stops[0] else
-               ": **every order stops in the same epoch** here."))
+class Run:
+    """One training run as its results file holds it ({"history", "final", "best", ...}), and its fit summary."""
+
+    def __init__(self, run: dict, fit: dict | None = None):
+        self.run, self.fit = run, fit or {}
+        final, history = run["final"], run["history"]
+        self.stopped = run["stopped_early"]
+        self.steps = f"{run['num_steps']:,}"
+        self.steps_per_epoch, self.val_every = str(run["steps_per_epoch"]), str(run["val_every"])
+        self.stop_epoch, self.stop_step = str(run["stop_epoch"]), f"{run['stop_step']:,}"
+        self.epochs_trained = str(run["stop_epoch"] + 1)
+        self.best_step, self.best_val_loss = f"{run['best_step']:,}", f"{run['best_val_loss']:.4f}"
+        self.best_epoch = str(run["best_step"] // run["steps_per_epoch"])
+        self.train_set_loss, self.val_loss = f"{final['train_set_loss']:.4f}", f"{final['val_loss']:.4f}"
+        self.train_accuracy, self.val_accuracy = pct(final["train_accuracy"]), pct(final["val_accuracy"])
+        self.best_val_accuracy = pct(self.fit["best_val_accuracy"]) if self.fit else NONE
+        after = run["num_steps"] - 1 - history["check_steps"][-1]
+        self.after_last_check = f"{after} step{'' if after == 1 else 's'}"
+        last, sees_final = history["check_steps"][-1], history["check_steps"][-1] == run["stop_step"]
+        fit = self.fit or {k: math.nan for k in ("final_train_set_loss", "final_val_loss", "final_train_accuracy",
+                                                 "final_val_accuracy")}
+        # for a figure that ends at the last check: what that check gave, when it did not see the final weights
+        self.last_check_loss = "" if sees_final else (
+            f" (the last check in the figure, after step {last:,}, gave {fit['final_train_set_loss']:.4f} and "
+            f"{fit['final_val_loss']:.4f})")
+        self.last_check_accuracy = "" if sees_final else (
+            f" (the last check in the figure, after step {last:,}, gave {pct(fit['final_train_accuracy'])} and "
+            f"{pct(fit['final_val_accuracy'])})")
 
 
-def official_norms_sentence(norms: dict[float, float], official: dict[float, float]) -> str:
-    """How the squared norms compare with the official plot's (read off it, so about 10% is what it allows)."""
-    worst = max(abs(norms[lam] - official[lam]) / official[lam] for lam in official)
-    return ("The course's official solution trains these runs with the same early stopping, and its plot gives "
-            "the norms in the table; " + (f"ours agree with them within {100 * worst:.0f}% (what reading a plot "
-                                          "allows)." if worst <= 0.1 else f"ours differ by up to {100 * worst:.0f}%."))
+class _Task:
+    """What every task's answers share: its results record, parameters, gradient check and figures."""
+
+    def __init__(self, results: dict, figures_dir):
+        self.results, self.figures_dir = results, figures_dir
+        self.p = results["parameters"]
+        self.check = GradientCheck(results["gradient_check"])
+        self.learning_rate, self.batch_size = f"{self.p['learning_rate']:g}", str(self.p["batch_size"])
+        self.num_epochs, self.epochs = str(self.p["num_epochs"]), epochs_text(self.p)
+        self.patience = str(self.p["early_stopping_patience"])
+        self.train_size, self.num_val = f"{self.p['train_size']:,}", f"{results['data']['num_val']:,}"
+
+    def figure(self, name: str) -> None:
+        """Show the figure's PNG, as its results file names it (checked against the digest there)."""
+        display(Image(data=figure_bytes(self.results, name, self.figures_dir)))
+
+    def note(self, name: str) -> str:
+        """What the figure's y-range shows ('' when it shows everything)."""
+        ranges = self.results["figure_notes"].get(name) or []
+        return " ".join(r["note"] for r in (ranges if isinstance(ranges, list) else [ranges]) if r["note"])
+
+
+class Data:
+    """The data and the settings all tasks share (the report's first paragraph)."""
+
+    def __init__(self, results: dict[str, dict]):
+        t2, t3 = results["task2"], results["task3"]
+        p = t3["parameters"]
+        self.dataset, self.class_kind = DATASET_NAMES[p["dataset"]], CLASS_KINDS[p["dataset"]]
+        self.class1, self.class2 = t2["class_names"]
+        self.pair = (f"the digits {self.class1} and {self.class2}" if self.class1.isdigit()
+                     else f"the classes {self.class1} and {self.class2}")
+        self.train_size, self.batch_size = f"{p['train_size']:,}", str(p["batch_size"])
+        self.num_train_pair, self.num_val_pair = f"{t2['data']['num_train']:,}", f"{t2['data']['num_val']:,}"
+        self.num_val = f"{t3['data']['num_val']:,}"
+        self.epoch = Md(f"$\\lfloor N / {p['batch_size']} \\rfloor$")
+        self.check_every = Md(f"$\\lfloor N / {p['batch_size']} \\rfloor / 5$")
+        changed = {task: TASK_CONFIGS[task](**r["parameters"]).changed() for task, r in results.items()}
+        self.as_course = not any(changed.values())  # the official solution's numbers apply (COURSE_2022)
+        self.changed = Md("; ".join(f"{task}: " + ", ".join(f"`{k} = {v}`" for k, v in c.items())
+                                    for task, c in changed.items() if c) or NONE)
+
+
+class Task2(_Task):
+    """Logistic regression: the answers to 2a-2e, and what the model learned."""
+
+    def __init__(self, results: dict, figures_dir):
+        super().__init__(results, figures_dir)
+        p, runs = self.p, results["runs"]
+        self.plain = Run(runs["plain"], results["fit"])
+        self.early, self.shuffled = Run(runs["early_stopping"]), Run(runs["early_stopping_shuffled"])
+        self.max_epochs = str(p["num_epochs_early_stopping"])
+        plain, early, shuffled = runs["plain"], runs["early_stopping"], runs["early_stopping_shuffled"]
+        spe = plain["steps_per_epoch"]
+        means = [statistics.fmean(plain["history"]["train_loss"][i:i + spe]) for i in range(0, plain["num_steps"], spe)]
+        self.epochs_falling, self.epoch_pairs = str(sum(b < a for a, b in zip(means, means[1:]))), str(len(means) - 1)
+        # 2d: what stopping cost, and the weights of the lowest validation loss against the last ones
+        self.stopping_cheap = plain["final"]["val_accuracy"] - early["final"]["val_accuracy"] < 0.005
+        best, last = early["best"]["val_accuracy"], early["final"]["val_accuracy"]
+        self.best_accuracy = pct(best)
+        self.best_vs_last = ("the same as the last weights" if best == last else
+                             f"{pp(abs(best - last))} {'more' if best > last else 'fewer'} than the last weights")
+        official = OFFICIAL_2022["task2d_stop_epoch"]
+        self.official_stop, self.official_stop_shuffled = str(official), str(OFFICIAL_2022["task2e_stop_epoch"])
+        self.stops_as_official = early["stop_epoch"] == official
+        self.stop_offset = (f"{abs(early['stop_epoch'] - official)} epochs "
+                            f"{'later' if early['stop_epoch'] > official else 'earlier'}")
+        # 2e: how much the curves jump, and where
+        self.order = Md(ORDER_TEXT[p["shuffle_order"]].format(seed=p["shuffle_seed"]))
+        self.course_order = p["shuffle_order"] == "course"
+        self.shuffled_as_official = shuffled["stop_epoch"] == OFFICIAL_2022["task2e_stop_epoch"] and self.course_order
+        c = results["shuffle_comparison"]
+        self.compared = f"steps {c['first_step']} to {c['last_step']}, {c['num_checks']} checks"
+        rl, ra = c["val_loss_roughness"], c["val_accuracy_roughness"]
+        self.loss_jumps, self.loss_jumps_shuffled = f"{rl['plain']:.4f}", f"{rl['shuffled']:.4f}"
+        self.accuracy_jumps, self.accuracy_jumps_shuffled = pp(ra["plain"]), pp(ra["shuffled"])
+        self.smoother = rl["shuffled"] < rl["plain"] and ra["shuffled"] < ra["plain"]
+        spikes, spikes_shuffled = c["spikes_plain"], c["spikes_shuffled"]
+        self.periodic = len(spikes["steps"]) >= 2 and len(spikes["batch_in_epoch"]) == 1
+        self.scattered = bool(spikes["steps"]) and not self.periodic
+        self.period = str(math.lcm(early["steps_per_epoch"], early["val_every"]))
+        gaps = {b - a for a, b in zip(spikes["steps"], spikes["steps"][1:])}
+        self.spikes = steps_phrase(spikes["steps"]) + (f", every {self.period} steps" if gaps == {int(self.period)}
+                                                       and self.periodic else "")
+        self.spike_batch = str(spikes["batch_in_epoch"][0]) if spikes["batch_in_epoch"] else NONE
+        n = len(spikes["steps"])
+        self.jumps_come = (f"{'jump' if n == 1 else 'jumps'} (a rise of the validation loss more than ten times the "
+                           f"median change) {'comes' if n == 1 else 'come'}")
+        n = len(spikes_shuffled["steps"])
+        self.shuffled_spikes = bool(n)
+        self.shuffled_jumps = (f"{count_phrase(n, 'such jump')} {'appears' if n == 1 else 'appear'}, at "
+                               f"{steps_phrase(spikes_shuffled['steps'])}" if n else "none appears")
+        self.shuffled_jumps_where = (", at varying positions in the epoch" if len(spikes_shuffled["batch_in_epoch"]) > 1
+                                     else "")
+        self.shuffled_stop = (f"stops in epoch {shuffled['stop_epoch']}" if shuffled["stopped_early"]
+                              else "does not stop early")
+        # 2e: the shuffled stop over several seeds
+        seeds = results["shuffle_seeds"]
+        stops = sorted(e for e, stopped in zip(seeds["stop_epochs"], seeds["stopped_early"]) if stopped)
+        self.seed_sweep = len(seeds["seeds"]) >= 2
+        self.seeds_stopped = bool(stops)
+        self.last_seed, self.seed_runs = str(seeds["seeds"][-1]), str(len(seeds["seeds"]))
+        self.seed_stops = (f"between epoch {stops[0]} and epoch {stops[-1]} (median {statistics.median(stops):g})"
+                           if stops else NONE)
+        never = len(seeds["seeds"]) - len(stops)
+        self.seeds_never = (f", and {count_phrase(never, 'run')} of the {len(seeds['seeds'])} did not stop within "
+                            f"{self.max_epochs} epochs" if never else "")
+        self.seed_spread = str(stops[-1] - stops[0]) if stops else "0"
+        self.stop_varies = bool(stops) and stops[-1] > stops[0]
+        # what the model learned
+        a = results["analysis"]
+        self.class1, self.class2 = results["class_names"]
+        self.mistakes_shown, self.num_wrong = count_phrase(len(a["mistakes"]), "validation image"), str(a["num_wrong"])
+        self.wrong = pct(a["num_wrong"] / a["num_val"])
+        top = a["mistakes"][0] if a["mistakes"] else None
+        self.top_mistake = (f"; the most confident mistake calls a {top['true']} a {top['predicted']} with "
+                            f"probability {top['confidence']:.3f}" if top else "")
+
+
+class Task3(_Task):
+    """Softmax regression: the answers to 3a-3d, and where the model fails."""
+
+    def __init__(self, results: dict, figures_dir):
+        super().__init__(results, figures_dir)
+        f = results["fit"]
+        run = results["runs"]["softmax"]
+        self.run = Run(run, f)
+        self.num_weights = f"{results['gradient_check']['num_weights']:,}"
+        # 3d: the numbers that decide whether it overfits
+        per_epoch = run["steps_per_epoch"] / run["val_every"]
+        slope_per_epoch = f["val_loss_tail_slope"] * per_epoch
+        above_min = f["final_val_loss"] / f["min_val_loss"] - 1
+        self.last_step, self.train_at_last, self.val_at_last = (f"{f['final_step']:,}", pct(f["final_train_accuracy"]),
+                                                                pct(f["final_val_accuracy"]))
+        self.gap = pp(f["accuracy_gap"])
+        self.train_loss_at_last = f"{f['final_train_set_loss']:.4f}"
+        self.val_loss_at_last = f"{f['final_val_loss']:.4f}"
+        self.min_val_loss, self.min_step = f"{f['min_val_loss']:.4f}", f"{f['min_val_loss_step']:,}"
+        self.above_min, self.tail_epochs = pct(above_min, 1), f"{f['tail_checks'] / per_epoch:.0f}"
+        self.trend = f"{slope_per_epoch:+.1e}"
+        self.overfits = slope_per_epoch > 0 and above_min > 0.01
+        # where the final model fails
+        a = results["analysis"]
+        names, per_class, counts = a["class_names"], a["per_class_accuracy"], a["confusion"]
+        self.mistakes_shown = count_phrase(len(a["mistakes"]), "validation image")
+        self.accuracy = pct(a["accuracy"])
+        best = max(range(len(names)), key=per_class.__getitem__)
+        worst = min(range(len(names)), key=per_class.__getitem__)
+        self.best_class, self.best_class_accuracy = names[best], pct(per_class[best])
+        self.worst_class, self.worst_class_accuracy = names[worst], pct(per_class[worst])
+        n, i, j = max((counts[i][j], i, j) for i in range(len(names)) for j in range(len(names)) if i != j)
+        self.confused_true, self.confused_as, self.confused = names[i], names[j], str(n)
+        self.confuses = n > 0
+        self.confused_share = pct(n / sum(counts[i]))
+
+
+class Task4(_Task):
+    """L2 regularisation: the answers to 4a-4e."""
+
+    def __init__(self, results: dict, figures_dir):
+        super().__init__(results, figures_dir)
+        p, runs, fits = self.p, results["runs"], results["fit"]
+        lams = sorted({0.0, *map(float, p["lambdas"])})
+        self.check_lambda = lam(max(p["lambdas"]))
+        # 4b: the weight images of lambda = 0 and lambda = 2
+        self.images_compared = {0.0, 2.0} <= set(map(float, p["weight_image_lambdas"]))
+        rough, largest = results["weight_image_roughness"], results["max_abs_pixel_weight"]
+        r0, r2, m0, m2 = (d.get(k, math.nan) for d, k in ((rough, "0.0"), (rough, "2.0"), (largest, "0.0"),
+                                                           (largest, "2.0")))
+        self.smaller = "smaller" if m2 < m0 else "not smaller"
+        self.smoother = "smoother" if r2 < r0 else "not smoother"
+        self.largest_weight, self.largest_weight_unregularised = f"{m2:.3f}", f"{m0:.3f}"
+        self.image_roughness, self.image_roughness_unregularised = f"{r2:.2f}", f"{r0:.2f}"
+        # 4c: where each run ended
+        ended = [(float(x), runs[repr(float(x))]) for x in p["lambdas"]]
+        stopped = sorted((run["stop_epoch"], x) for x, run in ended if run["stopped_early"])
+        self.ended = Md("; ".join(f"$\\lambda = {x:g}$: " + (f"epoch {run['stop_epoch']}" if run["stopped_early"]
+                                                             else f"all {p['num_epochs']} epochs") for x, run in ended))
+        self.some_stopped = bool(stopped)
+        self.largest_first = bool(stopped) and stopped[0][1] == max(x for x, _ in ended)
+        # 4d: does it help?
+        rows = ["| $\\lambda$ | ended in epoch | final validation accuracy | best validation accuracy at a check | "
+                "final training accuracy |", "|---:|---:|---:|---:|---:|"]
+        rows += [f"| {x:g} | {runs[repr(x)]['stop_epoch']}{'' if runs[repr(x)]['stopped_early'] else ' (all)'} | "
+                 f"{pct(runs[repr(x)]['final']['val_accuracy'])} | {pct(fits[repr(x)]['best_val_accuracy'])} | "
+                 f"{pct(runs[repr(x)]['final']['train_accuracy'])} |" for x in lams]
+        self.table = Md("\n".join(rows))
+        final = {x: runs[repr(x)]["final"]["val_accuracy"] for x in lams}  # the weights training ends with
+        best, base = max(lams, key=lambda x: (final[x], -x)), final[0.0]
+        tail = runs["0.0"]["history"]["val_accuracy"][-fits["0.0"]["tail_checks"]:]
+        spread = statistics.pstdev(tail)
+        self.best_is_none, self.best_lambda, self.best = best == 0.0, lam(best), pct(final[best])
+        self.unregularised, self.spread = pct(base), pp(spread)
+        self.more_right = str(round((final[best] - base) * results["data"]["num_val"]))
+        self.beyond_noise = final[best] - base >= spread
+        self.helps = best != 0.0 and self.beyond_noise
+        worse = sorted(x for x in lams if x > 0 and final[x] < base)
+        self.some_worse = bool(worse)
+        self.worse = Md(f"$\\lambda \\in \\{{{', '.join(f'{x:g}' for x in worse)}\\}}$" if worse else NONE)
+        steadily = all(final[a] > final[b] for a, b in zip(worse, worse[1:]))
+        self.worse_trend = Md(", the further the larger $\\lambda$ is" if steadily and len(worse) > 1 else "")
+        train_final = {x: runs[repr(x)]["final"]["train_accuracy"] for x in lams}
+        self.train_falls = bool(worse) and all(train_final[x] < train_final[0.0] for x in worse)
+        # 4e: the squared norms
+        norms = results["squared_norms"]
+        positive = sorted(float(x) for x in p["lambdas"])
+        self.norm_unregularised = f"{norms['0.0']:.2f}"
+        self.norms = Md(", ".join(f"{norms[repr(x)]:.2f} for $\\lambda = {x:g}$" for x in positive))
+        self.monotone = all(norms[repr(a)] > norms[repr(b)] for a, b in zip(positive, positive[1:]))
+        official = OFFICIAL_2022["task4e_squared_norms"]
+        self.official_lambdas = set(official) == set(positive)
+        rows = ["| $\\lambda$ | $\\|w\\|^2$, this run | the official solution (read off its plot) |",
+                "|---:|---:|---:|"]
+        rows += [f"| {x:g} | {norms[repr(x)]:.2f} | about {official[x]:g} |" for x in sorted(official, reverse=True)
+                 if repr(x) in norms]
+        self.official_table = Md("\n".join(rows))
+        worst = max((abs(norms[repr(x)] - official[x]) / official[x] for x in official if repr(x) in norms), default=0)
+        self.official_agree = worst <= 0.1
+        self.official_difference = f"{100 * worst:.0f}%"
+

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT_ENV = "TDT4265_OUT_DIR"  # set by the build: where this notebook's outputs go (a staging folder)
 SHARED_ENV = "TDT4265_SHARED_DIR"  # set by the build: the build folder, where shared runs are published
 WAIT_ENV = "TDT4265_WAIT_FOR"  # set by the build: a file that exists while the shared run is still being made
+RESULTS_ENV = "TDT4265_RESULTS_DIR"  # set by the build for the report: the results folder it reads
+KEYS_ENV = "TDT4265_EXPECTED_KEYS"  # and, as JSON, {task: fingerprint key} of the results it asks for
 
 
 def build_dir(dataset: str = "mnist") -> Path:
@@ -36,6 +38,13 @@ def build_dir(dataset: str = "mnist") -> Path:
 def out_dir(dataset: str = "mnist") -> Path:
     """Where a notebook writes figures/, results/ and models/: the build's staging folder, or the build folder."""
     return Path(os.environ.get(OUT_ENV) or build_dir(dataset))
+
+
+def report_inputs(dataset: str = "mnist") -> tuple[Path, dict[str, str]]:
+    """(the results folder the report reads, {task: the fingerprint key the build asks for}): the build's, or from
+    Jupyter build/results/ and {} (whatever parameters the task notebooks last ran with)."""
+    folder = os.environ.get(RESULTS_ENV)
+    return (Path(folder) if folder else build_dir(dataset) / "results"), json.loads(os.environ.get(KEYS_ENV) or "{}")
 
 
 def share_run(name: str, arrays: dict[str, np.ndarray], meta: dict, settings: dict, made_by: str | Path) -> Path:

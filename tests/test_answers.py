@@ -1,95 +1,225 @@
-"""The report's answers: every branch of every phrase that depends on a result."""
+"""The report's answers: the values its Markdown shows, and every branch of every answer rendered.
 
+report.ipynb's Markdown is evaluated here as JupyterLab and the build evaluate it (each inline expression against
+the answers to a set of results), then written in as every export writes it (support/inline.render). The results
+are made up, one set per outcome: each branch cell of the report must be kept by one and left out by another.
+"""
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
+from IPython.core.formatters import DisplayFormatter
 
-from answers import (
-    checked,
-    count_phrase,
-    epochs_text,
-    last_check_note,
-    official_norms_sentence,
-    official_stop_sentence,
-    pct,
-    power_of_ten,
-    pp,
-    seed_spread_sentence,
-    steps_phrase,
-    stop_text,
-)
+from answers import NOT_THIS_RUN, Data, Md, Task2, Task3, Task4, count_phrase, pct, power_of_ten, pp, steps_phrase, when
+from experiments import TASK_CONFIGS
+from summaries import fit_summary
+from support.inline import BRANCH, expressions, render, store
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = json.loads((ROOT / "report.ipynb").read_text(encoding="utf-8"))
+FORMAT = DisplayFormatter()  # what the kernel sends for an expression's value
 
 
-def test_numbers():
+def test_numbers_and_phrases():
     assert pct(0.91476) == "91.48%" and pct(0.5, 1) == "50.0%"
     assert pp(0.0093) == "0.93 percentage points"
     assert power_of_ten(1e-3) == "10^{-3}" and power_of_ten(2e-6) == "2e-06"
+    assert [steps_phrase(s) for s in ([42], [42, 84], [42, 84, 1260])] == [
+        "step 42", "steps 42 and 84", "steps 42, 84 and 1,260"]
+    assert [count_phrase(n, "jump") for n in (0, 1, 3)] == ["no jumps", "1 jump", "3 jumps"]
+    assert when(True) == "" and when(False) == NOT_THIS_RUN
+    assert FORMAT.format(Md("**b**"))[0]["text/markdown"] == "**b**"  # JupyterLab renders it, the exports write it
 
 
-@pytest.mark.parametrize(("steps", "text"), [([42], "step 42"), ([42, 84], "steps 42 and 84"),
-                                             ([42, 84, 1260], "steps 42, 84 and 1,260")])
-def test_steps_agree_in_number(steps, text):
-    assert steps_phrase(steps) == text
+# ---------------------------------------------------------------- made-up results, one set per outcome
 
 
-@pytest.mark.parametrize(("n", "text"), [(0, "no jumps"), (1, "1 jump"), (3, "3 jumps")])
-def test_counts_agree_in_number(n, text):
-    assert count_phrase(n, "jump") == text
+def made_run(epochs, steps_per_epoch, val_every, stop_epoch=None, floor=0.06):
+    """A run as a results file holds it: the validation loss falls towards `floor`; early stopping ends it in
+    `stop_epoch` if given."""
+    last_epoch = epochs - 1 if stop_epoch is None else stop_epoch
+    num_steps = (last_epoch + 1) * steps_per_epoch
+    checks = list(range(0, num_steps, val_every))
+    val_loss = [floor + 0.6 * 0.9**i for i in range(len(checks))]
+    val_accuracy = [0.99 - v / 4 for v in val_loss]
+    history = {"train_loss": [0.7 * 0.999**i for i in range(num_steps)], "check_steps": checks, "val_loss": val_loss,
+               "val_accuracy": val_accuracy, "train_accuracy": [a + 0.004 for a in val_accuracy],
+               "train_set_loss": [v - 0.01 for v in val_loss]}
+    best = int(np.argmin(val_loss))
+    final = {"val_loss": val_loss[-1], "val_accuracy": val_accuracy[-1] + 0.001,
+             "train_accuracy": val_accuracy[-1] + 0.005, "train_set_loss": val_loss[-1] - 0.01}
+    return {"history": history, "num_steps": num_steps, "steps_per_epoch": steps_per_epoch, "val_every": val_every,
+            "stopped_early": stop_epoch is not None, "stop_step": num_steps - 1, "stop_epoch": last_epoch,
+            "best_step": checks[best], "best_val_loss": val_loss[best], "final": final,
+            "best": {**final, "val_accuracy": val_accuracy[best]}}
 
 
-def test_the_gradient_check_passes_or_fails():
-    check = {"max_abs_difference": 1e-9, "tolerance": 1e-6, "epsilon": 1e-3, "num_examples": 100, "num_weights": 785}
-    assert checked(check).startswith("The gradient check passes") and "below the tolerance" in checked(check)
-    failing = checked({**check, "max_abs_difference": 1e-3})
-    assert failing.startswith("The gradient check FAILS") and "above the tolerance" in failing
+CHECK = {"max_abs_difference": 1e-9, "tolerance": 1e-6, "epsilon": 1e-3, "num_weights": 785, "num_examples": 100,
+         "seed": 0}
+DIGITS = [str(d) for d in range(10)]
 
 
-def run(stop_step, last_check, stopped=False, stop_epoch=3):
-    return {"history": {"check_steps": [0, last_check]}, "stop_step": stop_step, "stopped_early": stopped,
-            "stop_epoch": stop_epoch}
+def course_results() -> dict[str, dict]:
+    """Results as the course's values would give them on MNIST (its outcomes, not its numbers)."""
+    p2, p3, p4 = (TASK_CONFIGS[t].from_notebook().as_dict() for t in ("task2", "task3", "task4"))
+    early, shuffled = made_run(500, 31, 6, stop_epoch=33), made_run(500, 31, 6, stop_epoch=16)
+    plain = made_run(50, 31, 6)
+    spikes = {"steps": [204, 390, 576], "batch_in_epoch": [18]}
+    t2 = {"parameters": p2, "gradient_check": CHECK, "data": {"num_train": 4005, "num_val": 2042},
+          "class_names": ["2", "3"], "figure_notes": {},
+          "runs": {"plain": plain, "early_stopping": early, "early_stopping_shuffled": shuffled},
+          "fit": fit_summary(plain["history"], 50),
+          "shuffle_comparison": {"first_step": 30, "last_step": 522, "num_checks": 83,
+                                 "val_loss_roughness": {"plain": 0.0066, "shuffled": 0.0032},
+                                 "val_accuracy_roughness": {"plain": 0.0036, "shuffled": 0.0020},
+                                 "spikes_plain": spikes, "spikes_shuffled": {"steps": [], "batch_in_epoch": []}},
+          "shuffle_seeds": {"seeds": list(range(20)), "stop_epochs": [16 + i % 7 for i in range(20)],
+                            "stopped_early": [True] * 20},
+          "analysis": {"num_val": 2042, "num_wrong": 43,
+                       "mistakes": [{"index": 1, "true": "2", "predicted": "3", "confidence": 0.993}]}}
+    softmax = made_run(50, 156, 31, floor=0.3)
+    confusion = [[90 if i == j else (5 if (i, j) == (2, 8) else 1) for j in range(10)] for i in range(10)]
+    t3 = {"parameters": p3, "gradient_check": {**CHECK, "num_weights": 7850}, "data": {"num_train": 20000,
+                                                                                     "num_val": 10000},
+          "figure_notes": {}, "runs": {"softmax": softmax}, "fit": fit_summary(softmax["history"], 50),
+          "analysis": {"class_names": DIGITS, "confusion": confusion, "accuracy": 0.9157,
+                       "per_class_accuracy": [sum(r[i] for i in range(10) if i == k) / sum(r) for k, r in
+                                              enumerate(confusion)],
+                       "mistakes": [{"index": 2, "true": "2", "predicted": "7", "confidence": 0.998}]}}
+    lambdas = [float(x) for x in p4["lambdas"]]
+    stops = {2.0: 3, 0.2: 17, 0.02: 30, 0.002: None, 0.0: None}
+    runs = {repr(x): made_run(50, 156, 31, stop_epoch=stops.get(x), floor=0.3 + x) for x in [*lambdas, 0.0]}
+    for x in lambdas:  # each penalty ends below no regularisation, the larger the lower
+        runs[repr(x)]["final"] = {**runs["0.0"]["final"], "val_accuracy": 0.9157 - 0.05 * x - 0.001,
+                                  "train_accuracy": 0.9225 - 0.05 * x - 0.001}
+    runs["0.0"]["final"] = {**runs["0.0"]["final"], "val_accuracy": 0.9157, "train_accuracy": 0.9225}
+    t4 = {"parameters": p4, "gradient_check": {**CHECK, "num_weights": 7850}, "data": {"num_train": 20000,
+                                                                                     "num_val": 10000},
+          "figure_notes": {}, "runs": runs, "fit": {k: fit_summary(r["history"], 50) for k, r in runs.items()},
+          "squared_norms": {"2.0": 0.365, "0.2": 2.74, "0.02": 10.37, "0.002": 21.35, "0.0": 23.95},
+          "max_abs_pixel_weight": {"2.0": 0.035, "0.2": 0.1, "0.02": 0.2, "0.002": 0.3, "0.0": 0.326},
+          "weight_image_roughness": {"0.0": 0.67, "2.0": 0.47}}
+    return {"task2": t2, "task3": t3, "task4": t4}
 
 
-FIT = {"final_train_set_loss": 0.2809, "final_val_loss": 0.3002, "final_train_accuracy": 0.9241,
-       "final_val_accuracy": 0.9148}
+def changed(results, task, **values):
+    results[task]["parameters"].update(values)
 
 
-def test_the_last_check_is_named_only_when_it_did_not_see_the_final_weights():
-    assert last_check_note(run(1549, 1549), FIT) == ""
-    assert last_check_note(run(1549, 1548), FIT) == (
-        " (the last check in the figure, after step 1,548, gave 0.2809 and 0.3002)")
-    assert last_check_note(run(1549, 1548), FIT, loss=False).endswith("gave 92.41% and 91.48%)")
+def overfitting(results):
+    results["task3"]["fit"].update(val_loss_tail_slope=1e-4, final_val_loss=0.31, min_val_loss=0.30)
 
 
-def test_where_a_run_ended():
-    assert epochs_text({"num_epochs": 50, "early_stopping_patience": None}) == "50 epochs"
-    assert epochs_text({"num_epochs": 50, "early_stopping_patience": 10}) == (
-        "up to 50 epochs with early stopping (patience 10 checks)")
-    assert stop_text(run(1038, 1038, stopped=True, stop_epoch=33), 500, 10) == (
-        "early stopping ended it in epoch 33 (step 1,038)")
-    assert stop_text(run(7799, 7781), 50, None) == "it ran all 50 epochs (early stopping off)"
-    assert stop_text(run(7799, 7781), 50, 10) == "it ran all 50 epochs (early stopping did not trigger)"
+def helping(results, lam=0.002):
+    runs = results["task4"]["runs"]
+    runs[repr(lam)]["final"]["val_accuracy"] = runs["0.0"]["final"]["val_accuracy"] + 0.01
 
 
-def test_the_official_stop_is_compared_only_for_the_course_defaults():
-    assert official_stop_sentence(33, 33, True).endswith("epoch 33 for this run, the same as here.")
-    assert official_stop_sentence(35, 33, True).endswith("this run stops 2 epochs later.")
-    assert official_stop_sentence(30, 33, True).endswith("this run stops 3 epochs earlier.")
-    assert "which this build does not use" in official_stop_sentence(33, 33, False)
+OUTCOMES = {
+    "the course's values": lambda r: None,
+    "another learning rate": lambda r: changed(r, "task2", learning_rate=0.1),
+    "2d stops later than the official": lambda r: r["task2"]["runs"].update(
+        early_stopping=made_run(500, 31, 6, stop_epoch=35)),
+    "2d and 2e never stop": lambda r: (r["task2"]["runs"].update(early_stopping=made_run(40, 31, 6),
+                                                                  early_stopping_shuffled=made_run(40, 31, 6)),
+                                       r["task2"]["shuffle_seeds"].update(stopped_early=[False] * 20)),
+    "shuffling is rougher, scattered jumps": lambda r: r["task2"]["shuffle_comparison"].update(
+        val_loss_roughness={"plain": 0.003, "shuffled": 0.004},
+        spikes_plain={"steps": [100, 250], "batch_in_epoch": [7, 2]},
+        spikes_shuffled={"steps": [300], "batch_in_epoch": [21]}),
+    "shuffled jumps too": lambda r: r["task2"]["shuffle_comparison"].update(
+        spikes_shuffled={"steps": [100, 500], "batch_in_epoch": [7, 4]}),
+    "no jumps": lambda r: r["task2"]["shuffle_comparison"].update(spikes_plain={"steps": [], "batch_in_epoch": []}),
+    "a generator's order": lambda r: changed(r, "task2", shuffle_order="generator"),
+    "every seed stops alike": lambda r: r["task2"]["shuffle_seeds"].update(stop_epochs=[16] * 20),
+    "one seed": lambda r: r["task2"]["shuffle_seeds"].update(seeds=[0], stop_epochs=[16], stopped_early=[True]),
+    "3 overfits and stops": lambda r: (overfitting(r), r["task3"]["runs"].update(
+        softmax=made_run(50, 156, 31, stop_epoch=40, floor=0.3))),
+    "3 overfits": overfitting,
+    "3: no confusion at all": lambda r: r["task3"]["analysis"].update(
+        confusion=[[100 if i == j else 0 for j in range(10)] for i in range(10)]),
+    "4b without lambda = 2": lambda r: changed(r, "task4", weight_image_lambdas=(0.0, 0.2)),
+    "4: a penalty helps": helping,
+    "4: a penalty helps an overfitting model": lambda r: (helping(r), overfitting(r)),
+    "4: a penalty helps within the noise": lambda r: r["task4"]["runs"]["0.002"]["final"].update(
+        val_accuracy=r["task4"]["runs"]["0.0"]["final"]["val_accuracy"] + 1e-5),
+    "4: no penalty costs accuracy": lambda r: [r["task4"]["runs"][k]["final"].update(val_accuracy=0.92)
+                                              for k in ("2.0", "0.2", "0.02", "0.002")],
+    "4: no run stops early": lambda r: [run.update(stopped_early=False) for run in r["task4"]["runs"].values()],
+    "4: a small lambda stops first": lambda r: r["task4"]["runs"]["0.02"].update(stop_epoch=1),
+    "4: norms up and down": lambda r: r["task4"]["squared_norms"].update({"0.02": 30.0}),
+    "4: norms far from the official plot": lambda r: r["task4"]["squared_norms"].update({"0.2": 5.0}),
+    "4: other lambdas": lambda r: changed(r, "task4", lambdas=(0.2, 0.02, 0.002)),
+}
 
 
-def test_the_spread_of_the_shuffled_stop_over_seeds():
-    spread = {"seeds": [0, 1, 2, 3], "stop_epochs": [16, 31, 24, 12], "stopped_early": [True] * 4}
-    text = seed_spread_sentence(spread, 500)
-    assert "seeds 0 to 3 stops between epoch 12 and epoch 31 (median 20)" in text
-    assert "depends on the order by up to 19 epochs" in text
-    some = seed_spread_sentence({**spread, "stopped_early": [True, True, False, True]}, 500)
-    assert "(median 16), and 1 run of the 4 did not stop within 500 epochs" in some
-    same = seed_spread_sentence({**spread, "stop_epochs": [7, 7, 7, 7]}, 500)
-    assert "every order stops in the same epoch" in same
-    assert "did early stopping trigger within 500 epochs" in seed_spread_sentence(
-        {**spread, "stopped_early": [False] * 4}, 500)
-    assert seed_spread_sentence({"seeds": [0], "stop_epochs": [16], "stopped_early": [True]}, 500) == ""
+def namespace(results) -> dict:
+    figures = ROOT / "build" / "figures"  # not read: figures are the code cells' business
+    return {"data": Data(results), "t2": Task2(results["task2"], figures), "t3": Task3(results["task3"], figures),
+            "t4": Task4(results["task4"], figures), "when": when}
 
 
-def test_the_norms_against_the_official_plot():
-    official = {2.0: 0.35, 0.2: 2.7}
-    assert "agree with them within 4%" in official_norms_sentence({2.0: 0.365, 0.2: 2.74}, official)
-    assert "differ by up to 43%" in official_norms_sentence({2.0: 0.5, 0.2: 2.7}, official)
+def evaluated(book, names) -> dict:
+    """The report with every Markdown cell's expressions evaluated against `names`, stored as the kernel stores them."""
+    book = copy.deepcopy(book)
+    for cell in book["cells"]:
+        if cell["cell_type"] == "markdown":
+            found = expressions("".join(cell["source"]))
+            store(cell, {e: {"status": "ok", "data": FORMAT.format(eval(e, dict(names)))[0], "metadata": {}}
+                         for e in found})
+    return book
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    """{outcome: (the report as exported, {branch cell's condition: kept})}."""
+    out = {}
+    for name, outcome in OUTCOMES.items():
+        results = course_results()
+        outcome(results)
+        book = evaluated(REPORT, namespace(results))
+        kept = render(book)
+        ids = {cell["id"] for cell in kept["cells"]}
+        branches = {}
+        for cell in book["cells"]:
+            match = BRANCH.match("".join(cell["source"])) if cell["cell_type"] == "markdown" else None
+            if match:
+                branches[f"{match[1]} ({cell['id']})"] = cell["id"] in ids
+        out[name] = (kept, branches)
+    return out
+
+
+def test_every_branch_of_every_answer_is_kept_by_one_outcome_and_left_out_by_another(rendered):
+    conditions = {c for _, branches in rendered.values() for c in branches}
+    assert len(conditions) >= 30, conditions
+    for condition in sorted(conditions):
+        seen = {branches[condition] for _, branches in rendered.values()}
+        assert seen == {True, False}, f"{condition} is {'always' if True in seen else 'never'} in the report"
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES)
+def test_every_outcome_renders_whole_prose(rendered, outcome):
+    book, _ = rendered[outcome]
+    text = "\n".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "markdown")
+    assert "{eval}" not in text and NOT_THIS_RUN not in text
+    assert "nan" not in text.split() and "none." not in text and "'" + "'" not in text
+    assert book["metadata"]["title"].startswith("TDT4265 Assignment 1: logistic and softmax regression on ")
+    for heading in ("Task 1a", "Task 2e", "Task 3d", "Task 4e"):
+        assert heading in text
+
+
+def test_the_default_outcome_reads_as_the_course_run(rendered):
+    book, branches = rendered["the course's values"]
+    text = " ".join("\n".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "markdown").split())
+    assert "**Parameters**: the course's values throughout." in text
+    assert "**training stops in epoch 33**" in text and "reports epoch 33 for this run, the same as here" in text
+    assert "**Neither holds together here, so the model does not overfit within the 50 epochs it trained.**" in text
+    assert "With $\\lambda \\in \\{0.002, 0.02, 0.2, 2\\}$ validation accuracy falls below that of no " \
+           "regularisation, the further the larger $\\lambda$ is." in text
+    other = " ".join("\n".join("".join(c["source"]) for c in rendered["another learning rate"][0]["cells"]
+                               if c["cell_type"] == "markdown").split())
+    assert "differ from the course's values**: task2: `learning_rate = 0.1`." in other
+    assert "with the course's default parameters on MNIST, which this build does not use" in other

@@ -56,6 +56,54 @@ def test_a_prose_edit_reruns_only_the_report(project):
         path.write_bytes(before)
 
 
+def edit_answer(folder, starts, old, new):
+    """Replace `old` by `new` in the Markdown cell of report.ipynb whose text (after any branch mark) starts with
+    `starts`, as a student edits it; return a function that takes it back."""
+    path = folder / "report.ipynb"
+    before = path.read_bytes()
+    book = json.loads(before)
+    cell = next(c for c in book["cells"] if c["cell_type"] == "markdown"
+                and re.sub(r"^\{eval\}`when\([^`]*\)`\s*", "", "".join(c["source"])).startswith(starts))
+    assert old in "".join(cell["source"])
+    cell["source"] = "".join(cell["source"]).replace(old, new)
+    path.write_text(json.dumps(book, indent=1))
+    return lambda: path.write_bytes(before)
+
+
+def test_rewording_the_3d_answer_rebuilds_through_the_prose_path_without_a_kernel(project):
+    date = {"SOURCE_DATE_EPOCH": "1000000000"}  # the PDF's date: the same bytes for the same report
+    assert make(project, "report", extra_env=date)[0] == 0
+    before = pdf(project).read_bytes()
+    restore = edit_answer(project, "We call it overfitting", "We call it overfitting when",
+                          "In other words: we call it overfitting when")
+    try:
+        code, output = make(project, "report", extra_env=date)
+        assert code == 0 and "report.ipynb (prose)" in output and " ran " not in output, output
+        assert "In other words: we call it overfitting" in " ".join(pdf_text(pdf(project)).split())
+    finally:
+        restore()
+    code, output = make(project, "report", extra_env=date)
+    assert code == 0 and pdf(project).read_bytes() == before, output  # undone: the same PDF
+
+
+def test_a_new_value_in_an_answer_runs_the_report_and_shows_the_value(project):
+    restore = edit_answer(project, "The numbers that decide it", "The numbers that decide it",
+                          "With {eval}`t3.num_val` validation images, the numbers that decide it")
+    try:
+        code, output = make(project, "report")
+        assert code == 0 and "report.ipynb (prose)" not in output and "report.ipynb" in output, output
+        assert "With 1,000 validation images, the numbers that decide it" in " ".join(pdf_text(pdf(project)).split())
+        restore()
+        typo = edit_answer(project, "The numbers that decide it", "{eval}`t3.gap`", "{eval}`t3.gapp`")
+        code, output = make(project, "report")
+        assert code == 1 and "the expression {eval}`t3.gapp` failed: AttributeError" in output, output
+        assert "Traceback" not in output, output
+        typo()
+    finally:
+        restore()
+    assert make(project, "report")[0] == 0
+
+
 @POSIX_SIGNALS
 def test_ctrl_c_during_the_report_keeps_the_last_pdf_and_the_next_build_is_whole(project):
     before = pdf(project).read_bytes()

@@ -1,9 +1,11 @@
 """Jupyter and `make` tell one story: the notebook's parameters cell is what the build runs with, a run from Jupyter
 can never enter a build's PDF, `make lab` starts anywhere, and outputs stay out of git."""
 
+import html
 import json
 import os
 import pty
+import re
 import shutil
 import signal
 import socket
@@ -13,10 +15,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from conftest import SMOKE, STRIPPED, build_dir, make, pdf, pdf_text, staged, tempfile_dir, wait_for
+
+from tools.project import HEADINGS
 
 pytestmark = pytest.mark.notebooks
 
@@ -203,3 +208,64 @@ def test_make_lab_passes_options_through_make_py_too(project):
     proc = subprocess.run([sys.executable, str(project / "make.py"), "lab", f"PY={sys.executable}",
                            "LAB_ARGS=--version"], cwd=project, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip()[:1].isdigit(), proc.stdout + proc.stderr
+
+
+NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+|\d+\.\d+%?")  # 1,038 0.0657 97.89%: the report's numbers, not its math
+
+
+@pytest.mark.skipif(shutil.which("xelatex") is None, reason="Jupyter's PDF export runs xelatex (make report "
+                                                             "installs TeX Live as root)")
+def test_jupyters_own_pdf_and_html_exports_under_make_lab_give_the_whole_report(project, tmp_path):
+    """File > Save and Export Notebook As > PDF (and HTML) asks the server for /nbconvert/<format>/<notebook>: done
+    here headless under `make lab`, for the report as Run All left it (its values stored) and for the notebook as
+    committed (never run: the export runs it). Every heading and figure, no code, the numbers of make report's PDF."""
+    executed = build_dir(project) / "notebooks" / "report.ipynb"  # as Run All leaves it: outputs and values
+    ran = project / "build" / "exports" / "ran.ipynb"
+    ran.parent.mkdir(parents=True, exist_ok=True)
+    ran.write_bytes(executed.read_bytes())
+    port = free_port()
+    args = f"--no-browser --port {port} --IdentityProvider.token=t0ken --ServerApp.open_browser=False"
+    # a report run from Jupyter reads build/results/; this project's build is of the synthetic data set
+    env = {"TDT4265_RESULTS_DIR": str(build_dir(project) / "results"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    proc = make(project, "lab", f"LAB_ARGS={args}", wait=False, extra_env=env)
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str) -> bytes:
+        try:
+            with urllib.request.urlopen(f"{base}{path}{'&' if '?' in path else '?'}token=t0ken", timeout=300) as r:
+                return r.read()
+        except urllib.error.HTTPError as exc:  # the server's page says what nbconvert said
+            page = exc.read().decode(errors="replace")
+            said = re.findall(r"nbconvert failed:[^<]*", page) or [page[-2000:]]
+            raise AssertionError(f"{path}: {exc}: {html.unescape(said[0])}") from None
+
+    try:
+        def answers() -> bool:
+            try:
+                return bool(get("/api/status"))
+            except OSError:
+                return proc.poll() is not None
+        wait_for(answers, timeout=120)
+        assert proc.poll() is None, proc.communicate()[0]
+        assert "webpdf" not in json.loads(get("/api/nbconvert"))  # not offered: it would need a browser download
+        expected = Counter(NUMBER.findall(pdf_text(pdf(project))))
+        for name in ("build/exports/ran.ipynb", "report.ipynb"):
+            exported = tmp_path / (name.replace("/", "-") + ".pdf")
+            exported.write_bytes(get(f"/nbconvert/pdf/{name}?download=true"))
+            text = pdf_text(exported)
+            for heading in HEADINGS:
+                assert heading in text, (name, heading)
+            assert "load_answers" not in text and ".figure(" not in text and "{eval}" not in text, name
+            images = subprocess.run(["pdfimages", "-list", str(exported)], capture_output=True, text=True).stdout
+            assert len(images.splitlines()) - 2 == 12, images  # every figure
+            assert Counter(NUMBER.findall(text)) == expected, name
+        page = get("/nbconvert/html/build/exports/ran.ipynb?download=true&sanitize_html=true").decode()
+        assert "&lt;p&gt;" not in page and "<h2" in page and "load_answers" not in page  # sanitized, and readable
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # JupyterLab shuts down its kernels
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        shutil.rmtree(ran.parent, ignore_errors=True)

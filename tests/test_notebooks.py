@@ -9,7 +9,9 @@ import nbformat
 import pytest
 
 from experiments import TASK_CONFIGS
-from support.handoff import OUT_ENV, SHARED_ENV
+from support.export import run_with_answers
+from support.handoff import OUT_ENV, RESULTS_ENV, SHARED_ENV
+from support.inline import render, unevaluated
 from support.results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +73,10 @@ def smoke_build(tmp_path_factory):
             params = dict(overrides, dataset="synthetic", gradient_check_examples=10, progress=False)
             papermill.execute_notebook(ROOT / f"{task}.ipynb", build / f"{task}.ipynb", parameters=params,
                                        cwd=str(ROOT), kernel_name="python3", progress_bar=False)
-        papermill.execute_notebook(ROOT / "report.ipynb", build / "report.ipynb", parameters={"build_dir": str(build)},
-                                   cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+        env.setenv(RESULTS_ENV, str(build / "results"))  # the report reads these, as the build has it
+        executed = run_with_answers(nbformat.read(ROOT / "report.ipynb", as_version=4),
+                                    {"metadata": {"path": str(ROOT)}}, timeout=600)
+        nbformat.write(executed, build / "report.ipynb")
     return build
 
 
@@ -103,17 +107,20 @@ def test_task4_trains_each_lambda_once_and_lambda_zero(smoke_build):
 
 @pytest.mark.notebooks
 def test_report_shows_figures_and_prose_and_nothing_else(smoke_build):
+    """Run as JupyterLab's Run All runs it (code cells, then each Markdown cell's inline expressions), the report's
+    code shows the figures and nothing else, and its Markdown holds every value."""
     book = nbformat.read(smoke_build / "report.ipynb", as_version=4)
     outputs = [o for c in book.cells if c.cell_type == "code" for o in c.outputs]
     assert all(o.output_type == "display_data" for o in outputs), "stray stream output or a result in the report"
     images = [o for o in outputs if "image/png" in o.data]
-    prose = "\n".join(o.data.get("text/markdown", "") for o in outputs)
     assert len(images) == sum(len(f) for f in FIGURES.values())
+    assert unevaluated(book) == []
+    prose = "\n".join(c.source for c in nbformat.from_dict(render(book)).cells if c.cell_type == "markdown")
     for number in range(1, len(images) + 1):
         assert f"**Figure {number}.**" in prose
     assert "training stops in epoch" in prose or "Early stopping did not trigger" in prose
-    assert "the course's defaults throughout" not in prose  # the smoke run changed parameters, and says so
-    assert "`num_epochs = 2`" in prose
+    assert "the course's values throughout" not in prose  # the smoke run changed parameters, and says so
+    assert "`num_epochs = 2`" in prose and "{eval}" not in prose
 
 
 def test_the_notebook_check_fails_on_outputs_and_fixes_them(tmp_path):

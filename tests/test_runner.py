@@ -89,7 +89,7 @@ def kernel_transport(tmp_path, temporary_folder):
                    stdin=subprocess.DEVNULL,
                    env={**os.environ, "TMPDIR": str(temporary_folder), "TEMP": str(temporary_folder)})
     assert not list(temporary_folder.iterdir())  # its folder is gone
-    return tuple(nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[1].outputs[0]["text"].split())
+    return tuple(nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"].split())
 
 
 @pytest.mark.notebooks

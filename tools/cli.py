@@ -13,7 +13,7 @@ import traceback
 
 from tools.check_notebooks import install_filter
 from tools.common import ROOT, STOP_SIGNALS, BuildError, os_error, say
-from tools.venv import DirLock, check_interpreter, ensure_venv
+from tools.venv import DirLock, check_interpreter, ensure_venv, point_jupyter
 
 TARGETS = {
     "report": "the whole report: parameters, .venv, data, task notebooks, report.pdf",
@@ -91,6 +91,7 @@ def relaunch(argv: list[str], variables: dict[str, str]) -> int:
         python = variables["PY"]
     else:
         python = str(ensure_venv())
+        point_jupyter()  # its Jupyter exports the report as the report (support/jupyter/)
     install_filter(python)  # notebooks reach git without outputs (tools/check_notebooks.py)
     env = {**os.environ, INNER: "1", **{k: v for k, v in variables.items()}}
     command = [python, str(ROOT / "make.py"), *argv]

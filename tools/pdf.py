@@ -14,9 +14,10 @@ from pathlib import Path
 import pypandoc
 
 from support.fileio import atomic_write, write_file
+from support.inline import ExpressionError, render
 from support.results import sha256_json
 from support.sources import project_modules
-from tools.common import BuildError, file_sha256, say
+from tools.common import ROOT, BuildError, file_sha256, say
 from tools.context import Build, pdf_epoch
 from tools.latex_route import markdown_as_latex, pngs_as_pdfs
 from tools.processes import apt_install, can_apt, publish, run_command, staging_dir, timed
@@ -28,9 +29,7 @@ LATEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic"
 
 
 LATEX_STYLES = ("eurosym.sty", "ulem.sty", "adjustbox.sty", "bookmark.sty")
-
-
-NONE_COUNTER = "\\makeatletter\\@ifundefined{c@none}{\\newcounter{none}}{}\\makeatother\n"
+TEMPLATES = ROOT / "support" / "jupyter" / "templates"
 
 
 MISSING_GLYPH = re.compile(r"^Missing character: There is no (\S+)", re.M)
@@ -94,13 +93,11 @@ def latex_pdf(executed: Path, work: Path, cache: Path) -> Path:
     os.environ.update(PATH=pandoc_env()["PATH"])  # for any pandoc nbconvert would still start
     book = markdown_as_latex(json.loads(executed.read_text()), cache)
     write_file(work / "report.ipynb", json.dumps(book))
-    body = export(work / "report.ipynb", work, LatexExporter(exclude_input=True, exclude_input_prompt=True,
-                                                             exclude_output_prompt=True))
-    # pandoc >= 3.8.2 (the wheel's) writes \def\LTcaptype{none} for tables without a caption, and nbconvert's
-    # template does not define that counter (jupyter/nbconvert#2243): define it when missing.
-    body = body.replace("\\begin{document}", NONE_COUNTER + "\\begin{document}", 1)
-    # the headings as the PDF's outline in one pass (hyperref alone needs a second); check_pdf reads them there
-    body = body.replace("\\begin{document}", "\\usepackage{bookmark}\n\\begin{document}", 1)
+    # Jupyter's own export's template (support/jupyter/templates/report): the counter pandoc's tables need, and the
+    # headings as the PDF's outline in one pass, which check_pdf reads
+    body = export(work / "report.ipynb", work, LatexExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, template_name="report",
+        extra_template_basedirs=[str(TEMPLATES)]))
     # a figure and its caption (the paragraph after its image) on one page: one unbreakable box
     body = FIGURE_THEN_CAPTION.sub(lambda m: "\\par\\noindent\\begin{minipage}{\\linewidth}\n" + m[1] + m[2]
                                    + "\n\\end{minipage}\\par" + m[3], body)
@@ -158,13 +155,17 @@ def check_pdf(path: Path, min_pages: int = MIN_PAGES, headings=HEADINGS) -> int:
 
 
 def sealed(executed: Path) -> tuple[bytes, dict]:
-    """(the executed report's bytes, its build record), read once; BuildError if its content is not what the report
-    step wrote (an edit by hand: the next build runs the report again)."""
+    """(the executed report's bytes as the PDF shows them: its answers' values written in (support/inline.render),
+    its build record), read once; BuildError if its content is not what the report step wrote (an edit by hand: the
+    next build runs the report again)."""
     snapshot, made = read_sealed(executed)
     if not made:
         raise BuildError(f"{executed} was changed after the report step wrote it: run the build again (it runs the "
                          "report again; no PDF is made of an altered report)")
-    return snapshot, made
+    try:
+        return json.dumps(render(json.loads(snapshot)), indent=1).encode(), made
+    except ExpressionError as exc:
+        raise BuildError(f"report.ipynb: {exc}") from None
 
 
 def state_path(build: Build) -> Path:
@@ -188,8 +189,9 @@ def step_pdf(build: Build, executed: Path) -> None:
         other = "PDF_ENGINE=latex for the LaTeX route" if latex_ready() else INSTALL_TEX
     snapshot, made = sealed(executed)
     routes = project_modules(Path(__file__))  # this module's code and what it imports of the project, found by rule
+    template = sorted((TEMPLATES / "report").glob("*"))
     key = sha256_json({"report": made["content_sha256"], "engine": engine,  # the executed report's content
-                       "routes": [file_sha256(path) for path in [Path(__file__), *routes]],  # the routes' code
+                       "routes": [file_sha256(path) for path in [Path(__file__), *routes, *template]],  # their code
                        "date": os.environ.get("SOURCE_DATE_EPOCH", "").strip()})  # a new day alone: no rebuild
     state = pdf_state(build)
     if state.get("key") == key and build.pdf.exists() and file_sha256(build.pdf) == state.get("sha256"):

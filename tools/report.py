@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
-from mnist import DATASET_NAMES
+from support import handoff
 from support.fileio import write_file
+from support.inline import expressions, store, stored
 from support.results import ResultsError, modules_digest, read_results, sha256_json, versions
 from support.sources import project_modules
 from tools.common import ROOT, BuildError, file_sha256
@@ -31,14 +33,15 @@ def read_source() -> dict:
 def report_fingerprints(build: Build, keys: dict[str, str], source: dict) -> dict[str, str]:
     """{"code": what the report's outputs depend on, "full": that and its prose (Markdown cells)}.
 
-    code: the code cells of `source` (report.ipynb as read), the results they read, the modules, the versions. An
-    edit of the prose alone changes `full` but not `code`: the outputs of the last run are then reused and only the
-    Markdown is new.
+    code: the code cells of `source` (report.ipynb as read), the inline expressions of its Markdown, the results
+    they read, the modules, the versions. An edit of the prose alone (its expressions the same) changes `full` but
+    not `code`: the outputs and values of the last run are then reused and only the Markdown is new.
     """
     cells = [(c["cell_type"], "".join(c["source"])) for c in source["cells"]]
     code = sha256_json({
-        "format": 3,  # of the executed report's build metadata (3: sealed, with the keys of its results)
+        "format": 4,  # of the executed report's build metadata (4: with the values of the Markdown's expressions)
         "code": [source for kind, source in cells if kind == "code"],
+        "expressions": sorted({e for kind, text in cells if kind == "markdown" for e in expressions(text)}),
         "results": {task: read_results(build.dir / "results" / f"{task}.json")["content_sha256"] for task in keys},
         "modules": modules_digest(REPORT),
         "versions": versions(),
@@ -82,12 +85,17 @@ def recorded(notebook: Path) -> dict:
 
 
 def with_new_prose(executed: dict, source: dict) -> dict:
-    """The executed report with the source's Markdown cells: its code cells (and their outputs) are the same."""
+    """The executed report with the source's Markdown cells: its code cells (and their outputs) are the same, and so
+    are its expressions, whose values it holds."""
     done = iter(c for c in executed["cells"] if c["cell_type"] == "code"
                 and "injected-parameters" not in c.get("metadata", {}).get("tags", []))
     injected = [c for c in executed["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    values = {e: r for c in executed["cells"] if c["cell_type"] == "markdown" for e, r in stored(c).items()}
     cells = []
     for cell in source["cells"]:
+        if cell["cell_type"] == "markdown":
+            cell = json.loads(json.dumps(cell))
+            store(cell, {e: values[e] for e in expressions("".join(cell["source"]))})
         cells.append(next(done) if cell["cell_type"] == "code" else cell)
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             cells += injected
@@ -107,14 +115,21 @@ def start_report_run(build: Build, stale: dict[str, str]) -> tuple[NotebookRun |
     """(the report's runner, whether the report changes). The runner is started now when the report will have to
     run (a task notebook is `stale`, or the report's code or results changed), so that its kernel starts while the
     task notebooks run; None when only its prose changed, or nothing."""
+    keys = expected_keys(build)
     if not stale:
         try:
-            change, _ = report_change(build, expected_keys(build), read_source())
+            change, _ = report_change(build, keys, read_source())
         except ResultsError:
             return None, True
         if change != "code":
             return None, change == "prose"
-    return NotebookRun(ROOT / "report.ipynb", staging_dir(build, "report") / "report.ipynb"), True
+    return report_run(build, keys), True
+
+
+def report_run(build: Build, keys: dict[str, str]) -> NotebookRun:
+    """The report's runner, its kernel told where the results are and which it asks for (support/handoff.py)."""
+    env = {**os.environ, handoff.RESULTS_ENV: str(build.dir / "results"), handoff.KEYS_ENV: json.dumps(keys)}
+    return NotebookRun(ROOT / REPORT, staging_dir(build, "report") / "report.ipynb", env=env)
 
 
 def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = None) -> Path:
@@ -135,10 +150,10 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
             book = with_new_prose(json.loads(executed.read_text()), source)
             label = "report.ipynb (prose)"
         else:
-            run = ahead or NotebookRun(ROOT / REPORT, staging_dir(build, "report") / "report.ipynb")
+            run = ahead or report_run(build, keys)
             ahead = None
             try:
-                run.run({"build_dir": str(build.dir), "expected_keys": keys}, notebook=source)
+                run.run({}, notebook=source)
             except BuildError as exc:
                 if "ResultsError" in str(exc):  # the report refused what it read: written since the tasks ran
                     raise ResultsChanged(str(exc).splitlines()[-1].partition("ResultsError: ")[2]) from None
@@ -149,8 +164,6 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
     finally:
         if ahead is not None:
             ahead.cancel()
-    title = source["metadata"].get("title", "Report")
-    book["metadata"]["title"] = f"{title} on {DATASET_NAMES[build.dataset]}"  # the title names the data set
     for index, cell in enumerate(book["cells"]):  # a cell added by hand may lack one: nbformat warns at each read
         cell.setdefault("id", f"added-{index}")
     book["metadata"]["build"] = {"fingerprint": fingerprints["full"], "code": fingerprints["code"], "keys": keys,

@@ -5,9 +5,10 @@ once the build sends them (the build starts the report's runner while the task n
 kernel is ready when their results are; if standard input closes without parameters, because the build stopped
 or is gone, the runner ends). JSON keeps the parameters' types (papermill's YAML would read 1e-05 as a string).
 They go into a cell tagged "injected-parameters" after the cell tagged "parameters", as papermill writes it;
-nbclient runs the cells. OUT is written only when every cell ran: through a temporary name and a rename. A
-failing cell is shown as its source and its traceback; an interrupt says so. Exit codes: 0 done, 1 a cell failed
-(or no parameters came, or the kernel would not start), 74 a write failed, 130 interrupted.
+nbclient runs the cells, and each Markdown cell's inline expressions ({eval}`t3.gap`) are evaluated in turn, as
+JupyterLab's Run All does (support/inline.py). OUT is written only when every cell ran: through a temporary name
+and a rename. A failing cell is shown as its source and its traceback; an interrupt says so. Exit codes: 0 done,
+1 a cell failed (or no parameters came, or the kernel would not start), 74 a write failed, 130 interrupted.
 
 The build starts several kernels at once. Over TCP each one binds ports that its manager found free a moment before,
 so two kernels (or any program) can race for a port and one dies at start (jupyter/jupyter_client#154). Where zmq has
@@ -42,6 +43,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from support.fileio import atomic_write  # noqa: E402
+from support.inline import ExpressionError, evaluate  # noqa: E402
 from tools.common import STOP_SIGNALS  # noqa: E402
 
 
@@ -54,7 +56,10 @@ class CellFailed(Exception):
 
 
 def inject_parameters(nb, parameters: dict) -> None:
-    """A cell assigning `parameters`, tagged "injected-parameters", after the cell tagged "parameters"."""
+    """A cell assigning `parameters`, tagged "injected-parameters", after the cell tagged "parameters"; none for no
+    parameters."""
+    if not parameters:
+        return
     source = "# Parameters\n" + "".join(f"{name} = {value!r}\n" for name, value in parameters.items())
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -121,7 +126,12 @@ async def execute(source: Path, parameters: str):
         inject_parameters(nb, message["parameters"])
         for index, cell in enumerate(nb.cells):
             try:
-                await client.async_execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+                if cell.cell_type == "markdown":
+                    await evaluate(client, cell)
+                else:
+                    await client.async_execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+            except ExpressionError as exc:
+                raise CellFailed(cell.source, str(exc), False) from None
             except CellExecutionError as exc:
                 errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
                 traceback = ANSI.sub("", "\n".join(errors[0].get("traceback", []))) if errors else str(exc)

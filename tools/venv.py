@@ -111,6 +111,22 @@ def ensure_venv() -> Path:
     return venv_python()
 
 
+JUPYTER_SHIM = ("# written by make setup: this environment's Jupyter exports report.ipynb as the report\n"
+                "load_subconfig({path!r})  # noqa: F821\n")
+
+
+def point_jupyter(venv: Path = VENV) -> None:
+    """.venv's Jupyter (JupyterLab's File > Save and Export, `jupyter nbconvert`) reads the project's export
+    settings, support/jupyter/: one line per settings file in .venv/etc/jupyter, where Jupyter looks."""
+    folder = venv / "etc" / "jupyter"
+    for name in ("jupyter_nbconvert_config.py", "jupyter_server_config.py"):
+        text = JUPYTER_SHIM.format(path=str(ROOT / "support" / "jupyter" / name))
+        path = folder / name
+        if not _present(path) or path.read_text(encoding="utf-8", errors="replace") != text:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+
+
 def _present(path: Path) -> bool:
     """Whether `path` exists; False also when it cannot be looked at (a .venv copied from another user links into
     that user's folders)."""

@@ -1,0 +1,111 @@
+"""The report's values written in for an export (support/inline.py, support/export.py): as JupyterLab stores them,
+as nbconvert exports them with the project's settings (support/jupyter/), and as the build's prose path keeps
+them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from support.export import clean_html
+from support.inline import ExpressionError, expressions, render, store, stored, text, unevaluated
+from tools.report import report_fingerprints, with_new_prose
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ok(plain=None, markdown=None):
+    data = {"text/plain": plain if plain is not None else repr(markdown)}
+    return {"status": "ok", "data": {**data, **({"text/markdown": markdown} if markdown is not None else {})},
+            "metadata": {}}
+
+
+def answered(source, values):
+    cell = new_markdown_cell(source)
+    store(cell, values)
+    return cell
+
+
+def book(*cells):
+    nb = new_notebook(cells=[new_code_cell("x = 1", execution_count=1), *cells])
+    return json.loads(nbformat.writes(nb))
+
+
+def test_a_value_is_written_in_as_jupyterlab_shows_it():
+    assert text(ok("'91.48%'")) == "91.48%"
+    assert text(ok('"the course\'s order"')) == "the course's order"  # repr chose double quotes
+    assert text(ok("7850")) == "7850" and text(ok("True")) == "True"
+    assert text(ok(markdown="$\\lambda = 2$")) == "$\\lambda = 2$"  # Markdown (math) before the plain repr
+    with pytest.raises(ExpressionError, match=r"(?s)t3\.gapp.*AttributeError: no gapp.*The gap is"):
+        text({"status": "error", "ename": "AttributeError", "evalue": "no gapp"}, "t3.gapp", "The gap is ...")
+
+
+def test_render_writes_values_in_keeps_branches_that_hold_and_takes_the_title():
+    nb = book(answered("# A report on {eval}`name`", {"name": ok("'MNIST'")}),
+              answered("The gap is {eval}`gap`.", {"gap": ok("'0.60 percentage points'")}),
+              answered("{eval}`when(True)` **It holds.**", {"when(True)": ok("''")}),
+              answered("{eval}`when(False)` It does not.", {"when(False)": ok("'(not in this run) '")}))
+    out = render(nb)
+    assert out["metadata"]["title"] == "A report on MNIST"
+    prose = [c["source"] for c in out["cells"] if c["cell_type"] == "markdown"]
+    assert prose == ["The gap is 0.60 percentage points.", "**It holds.**"]
+    assert all("user_expressions" not in c["metadata"] for c in out["cells"])
+
+
+def test_render_refuses_a_missing_value_naming_it_and_leaves_other_notebooks_alone():
+    nb = book(answered("The gap is {eval}`gap` and {eval}`trend`.", {"gap": ok("'1'")}))
+    assert unevaluated(nb) == ["trend"]
+    with pytest.raises(ExpressionError, match=r"trend.*has no value: run the notebook \(Run All\)"):
+        render(nb)
+    plain = book(new_markdown_cell("# Task 2\n\nNo expressions here."))
+    assert render(plain) == plain and unevaluated(plain) == []
+    never_ran = book(answered("{eval}`x`", {"x": ok("1")}))
+    never_ran["cells"][0]["execution_count"] = None
+    assert unevaluated(never_ran) == ["x = 1"]  # its code never ran: values would be stale
+
+
+def test_expressions_are_found_once_each_in_order():
+    assert expressions("{eval}`a` and {eval}`b.c(1)` and {eval}`a`; `code` {x}`y`") == ["a", "b.c(1)"]
+
+
+def test_sanitized_html_keeps_paragraphs_and_headings_and_drops_scripts():
+    html = clean_html('<h2 id="t">Task 2a</h2><p>It <strong>passes</strong>.</p><script>alert(1)</script>'
+                      '<img src="data:image/png;base64,AAAA" onerror="x()">')
+    assert '<h2 id="t">Task 2a</h2><p>It <strong>passes</strong>.</p>' in html
+    assert "<script>" not in html and "onerror" not in html and 'src="data:image/png;base64,AAAA"' in html
+
+
+def test_a_prose_edit_keeps_the_values_an_expression_edit_does_not():
+    source = book(answered("Gap: {eval}`gap`.", {}))
+    executed = book(answered("Gap: {eval}`gap`.", {"gap": ok("'0.60'")}))
+    reworded = book(answered("The gap, training above validation: {eval}`gap`.", {}))
+    assert stored(with_new_prose(executed, reworded)["cells"][1]) == {"gap": ok("'0.60'")}
+    build = type("Build", (), {"dir": ROOT / "build"})()
+    keys = {}
+    fingerprints = [report_fingerprints(build, keys, nb) for nb in
+                    (source, reworded, book(answered("Trend: {eval}`trend`.", {})))]
+    assert fingerprints[0]["code"] == fingerprints[1]["code"] != fingerprints[2]["code"]
+    assert fingerprints[0]["full"] != fingerprints[1]["full"]
+
+
+def test_jupyter_nbconvert_exports_an_answered_report_with_the_projects_settings(tmp_path):
+    """`jupyter nbconvert --to markdown` with support/jupyter/ on the config path (as `make setup` points .venv's
+    Jupyter there): values written in, the code cell tagged remove-input without its code, the title taken."""
+    nb = new_notebook(cells=[new_code_cell("from answers import when\ngap = '0.60%'", execution_count=1,
+                                           metadata={"tags": ["remove-input"]}),
+                             answered("# The title", {}),
+                             answered("The gap is {eval}`gap`.", {"gap": ok("'0.60%'")}),
+                             answered("{eval}`when(False)` Not this one.",
+                                      {"when(False)": ok("'(not in this run) '")})])
+    nbformat.write(nb, tmp_path / "r.ipynb")
+    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(ROOT / "support" / "jupyter")}
+    proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "markdown", "r.ipynb", "--stdout"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "The gap is 0.60%." in proc.stdout and "Not this one" not in proc.stdout
+    assert "gap = " not in proc.stdout and "{eval}" not in proc.stdout and "The title" not in proc.stdout
