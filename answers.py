@@ -52,12 +52,6 @@ def pp(x: float, digits: int = 2) -> str:
     return f"{100 * x:.{digits}f} percentage points"
 
 
-def power_of_ten(x: float) -> str:
-    """LaTeX for x: 10^{n} when x is a power of ten, else x itself."""
-    n = round(math.log10(x))
-    return f"10^{{{n}}}" if math.isclose(x, 10.0**n) else f"{x:g}"
-
-
 def steps_phrase(steps: list[int]) -> str:
     """'step 42', 'steps 42 and 84', 'steps 42, 84 and 126'; NONE for no steps."""
     steps = [f"{s:,}" for s in steps]
@@ -71,11 +65,6 @@ def steps_phrase(steps: list[int]) -> str:
 def count_phrase(n: int, noun: str) -> str:
     """'no jumps', '1 jump', '3 jumps'."""
     return f"no {noun}s" if n == 0 else f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def lam(x: float) -> Md:
-    """$\\lambda = 0.02$."""
-    return Md(f"$\\lambda = {x:g}$")
 
 
 def epochs_text(params: dict) -> str:
@@ -109,8 +98,7 @@ class GradientCheck:
         self.examples = f"{check['num_examples']:,}"
         self.weights = f"{check['num_weights']:,}"
         self.difference = f"{check['max_abs_difference']:.1e}"
-        self.epsilon = Md(f"$\\epsilon = {power_of_ten(check['epsilon'])}$")
-        self.tolerance = Md(f"$\\epsilon^2 = {power_of_ten(check['tolerance'])}$")
+        self.epsilon, self.tolerance = f"{check['epsilon']:g}", f"{check['tolerance']:.0e}"
 
 
 class Run:
@@ -172,18 +160,18 @@ class Data:
         t2, t3 = results["task2"], results["task3"]
         p = t3["parameters"]
         self.dataset, self.class_kind = DATASET_NAMES[p["dataset"]], CLASS_KINDS[p["dataset"]]
+        self.class_noun = self.class_kind.removesuffix("s")  # "digit", "garment"
         self.class1, self.class2 = t2["class_names"]
         self.pair = (f"the digits {self.class1} and {self.class2}" if self.class1.isdigit()
                      else f"the classes {self.class1} and {self.class2}")
         self.train_size, self.batch_size = f"{p['train_size']:,}", str(p["batch_size"])
         self.num_train_pair, self.num_val_pair = f"{t2['data']['num_train']:,}", f"{t2['data']['num_val']:,}"
         self.num_val = f"{t3['data']['num_val']:,}"
-        self.epoch = Md(f"$\\lfloor N / {p['batch_size']} \\rfloor$")
-        self.check_every = Md(f"$\\lfloor N / {p['batch_size']} \\rfloor / 5$")
         changed = {task: TASK_CONFIGS[task](**r["parameters"]).changed() for task, r in results.items()}
         self.as_course = not any(changed.values())  # the official solution's numbers apply (COURSE_2022)
-        self.changed = Md("; ".join(f"{task}: " + ", ".join(f"`{k} = {v}`" for k, v in c.items())
-                                    for task, c in changed.items() if c) or NONE)
+        listed = "; ".join(f"{task}: " + ", ".join(f"`{k} = {v}`" for k, v in c.items())
+                           for task, c in changed.items() if c)
+        self.changed = Md(listed) if listed else NONE
 
 
 class Task2(_Task):
@@ -306,7 +294,7 @@ class Task4(_Task):
         super().__init__(results, figures_dir)
         p, runs, fits = self.p, results["runs"], results["fit"]
         lams = sorted({0.0, *map(float, p["lambdas"])})
-        self.check_lambda = lam(max(p["lambdas"]))
+        self.check_lambda = f"{max(p['lambdas']):g}"
         # 4b: the weight images of lambda = 0 and lambda = 2
         self.images_compared = {0.0, 2.0} <= set(map(float, p["weight_image_lambdas"]))
         rough, largest = results["weight_image_roughness"], results["max_abs_pixel_weight"]
@@ -334,7 +322,7 @@ class Task4(_Task):
         best, base = max(lams, key=lambda x: (final[x], -x)), final[0.0]
         tail = runs["0.0"]["history"]["val_accuracy"][-fits["0.0"]["tail_checks"]:]
         spread = statistics.pstdev(tail)
-        self.best_is_none, self.best_lambda, self.best = best == 0.0, lam(best), pct(final[best])
+        self.best_is_none, self.best_lambda, self.best = best == 0.0, f"{best:g}", pct(final[best])
         self.unregularised, self.spread = pct(base), pp(spread)
         self.more_right = str(round((final[best] - base) * results["data"]["num_val"]))
         self.beyond_noise = final[best] - base >= spread
@@ -342,8 +330,7 @@ class Task4(_Task):
         worse = sorted(x for x in lams if x > 0 and final[x] < base)
         self.some_worse = bool(worse)
         self.worse = Md(f"$\\lambda \\in \\{{{', '.join(f'{x:g}' for x in worse)}\\}}$" if worse else NONE)
-        steadily = all(final[a] > final[b] for a, b in zip(worse, worse[1:]))
-        self.worse_trend = Md(", the further the larger $\\lambda$ is" if steadily and len(worse) > 1 else "")
+        self.steadily = len(worse) > 1 and all(final[a] > final[b] for a, b in zip(worse, worse[1:]))
         train_final = {x: runs[repr(x)]["final"]["train_accuracy"] for x in lams}
         self.train_falls = bool(worse) and all(train_final[x] < train_final[0.0] for x in worse)
         # 4e: the squared norms

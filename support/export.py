@@ -50,7 +50,9 @@ class RenderAnswers(Preprocessor):
         elif missing:
             raise ExpressionError(f"{len(missing)} values are missing (first: {missing[0]}): Run All, save, then "
                                   "export")
-        return from_dict(render(book)), resources
+        # LaTeX prints metadata.title as the title; an HTML or Markdown page would show none: the cell stays
+        title_cell = (resources or {}).get("output_extension") not in (".tex", ".pdf")
+        return from_dict(render(book, title_cell=title_cell)), resources
 
 
 def run_with_answers(nb, resources: dict, timeout: int):

@@ -3,8 +3,9 @@ cells above them ran, stored as the jupyterlab-myst extension stores them (the c
 which JupyterLab shows), and written into the Markdown for an export.
 
 A Markdown cell that starts with {eval}`when(...)` is a branch: it is kept (without that mark) when the expression
-gives '', and left out otherwise (answers.when). A Markdown cell that is one level-1 heading, before any other
-Markdown, is the document's title. Standard library only: the build's runner and nbconvert (support/export.py) use it.
+gives '', and left out otherwise (answers.when). A Markdown cell that is one level-1 heading, with at most one line
+under it, before any other Markdown, is the document's title: a heading "Report" over the line "on MNIST" make
+"Report on MNIST". Standard library only: the build's runner and nbconvert (support/export.py) use it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 
 EVAL = re.compile(r"\{eval\}`([^`]+)`")
 BRANCH = re.compile(r"\A\s*\{eval\}`(when\([^`]*\))`[ \t]*\n?")
-TITLE = re.compile(r"\A#[ \t]+(\S[^\n]*?)[ \t]*\Z")
+TITLE = re.compile(r"\A#[ \t]+(\S[^\n]*?)[ \t]*(?:\n[ \t]*\n?[ \t]*([^\n#]\S[^\n]*?)[ \t]*)?\Z")
 
 
 class ExpressionError(Exception):
@@ -73,10 +74,11 @@ def text(result: dict, expression: str = "?", cell_source: str = "") -> str:
     return value if isinstance(value, str) else plain
 
 
-def render(book: dict) -> dict:
+def render(book: dict, title_cell: bool = False) -> dict:
     """The notebook with its inline expressions written in from their stored values, the branches whose condition
-    does not hold left out, and the title cell made metadata.title; ExpressionError if a value is missing or failed.
-    A notebook without inline expressions comes back as it is."""
+    does not hold left out, and the title cell made metadata.title (and, with `title_cell`, kept as one heading: for
+    an export whose template prints no title, HTML); ExpressionError if a value is missing or failed. A notebook
+    without inline expressions comes back as it is."""
     if not any(expressions("".join(c["source"])) for c in book["cells"] if c["cell_type"] == "markdown"):
         return book
     cells, title = [], None
@@ -100,8 +102,10 @@ def render(book: dict) -> dict:
         source = EVAL.sub(lambda m: value(m[1]), source)
         heading = TITLE.match(source.strip())
         if title is None and heading and not any(c["cell_type"] == "markdown" for c in cells):
-            title = heading[1]
-            continue
+            title = " ".join(filter(None, heading.groups()))
+            if not title_cell:
+                continue
+            source = f"# {title}"
         metadata = {k: v for k, v in cell.get("metadata", {}).items() if k != "user_expressions"}
         cells.append({**cell, "source": source, "metadata": metadata})
     metadata = {**book["metadata"], **({"title": title} if title else {})}

@@ -253,10 +253,14 @@ def test_characters_the_latex_font_lacks_are_named_not_dropped_silently(project)
 
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX processes")
 def test_a_build_killed_hard_leaves_no_runner_training(project):
-    proc = make(project, "report", params=OTHER_SEED.replace("task3.shuffle_seed=7", "task3.shuffle_seed=8"),
+    # Task 3 set to train for minutes (no early stopping): a runner that outlived the build would still be training
+    # long after the deadline below
+    long_task3 = "task3.num_epochs=3000 task3.early_stopping_patience=None task3.train_size=3000"
+    proc = make(project, "report", params=SMOKE.replace("task3.train_size=600 task3.num_epochs=2", long_task3),
                 wait=False)
     wait_for(staged(project, "task3."))
     wait_for(lambda: report_kernel_up(project))
+    assert any("task3" in line for line in processes_in(project))  # Task 3's runner is training now
     os.kill(proc.pid, signal.SIGKILL)  # the build alone: its runners are left without it
     proc.communicate(timeout=60)
     deadline = time.monotonic() + 20

@@ -15,6 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from support.export import clean_html
 from support.inline import ExpressionError, expressions, render, store, stored, text, unevaluated
 from tools.report import report_fingerprints, with_new_prose
+from tools.venv import LAB_OVERRIDES, point_jupyter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +47,7 @@ def test_a_value_is_written_in_as_jupyterlab_shows_it():
 
 
 def test_render_writes_values_in_keeps_branches_that_hold_and_takes_the_title():
-    nb = book(answered("# A report on {eval}`name`", {"name": ok("'MNIST'")}),
+    nb = book(answered("# A report\n\non {eval}`name`", {"name": ok("'MNIST'")}),
               answered("The gap is {eval}`gap`.", {"gap": ok("'0.60 percentage points'")}),
               answered("{eval}`when(True)` **It holds.**", {"when(True)": ok("''")}),
               answered("{eval}`when(False)` It does not.", {"when(False)": ok("'(not in this run) '")}))
@@ -55,6 +56,8 @@ def test_render_writes_values_in_keeps_branches_that_hold_and_takes_the_title():
     prose = [c["source"] for c in out["cells"] if c["cell_type"] == "markdown"]
     assert prose == ["The gap is 0.60 percentage points.", "**It holds.**"]
     assert all("user_expressions" not in c["metadata"] for c in out["cells"])
+    page = render(nb, title_cell=True)  # for HTML, whose template prints no title: one heading
+    assert [c["source"] for c in page["cells"] if c["cell_type"] == "markdown"][0] == "# A report on MNIST"
 
 
 def test_render_refuses_a_missing_value_naming_it_and_leaves_other_notebooks_alone():
@@ -93,12 +96,26 @@ def test_a_prose_edit_keeps_the_values_an_expression_edit_does_not():
     assert fingerprints[0]["full"] != fingerprints[1]["full"]
 
 
+def test_make_setup_points_the_environments_jupyter_at_the_projects_settings(tmp_path):
+    """The lines `make setup` writes into .venv (here a stand-in folder) load support/jupyter/ for nbconvert and the
+    server, and JupyterLab renders every cell."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    venv = tmp_path / "venv"
+    point_jupyter(venv)
+    for name in ("jupyter_nbconvert_config.py", "jupyter_server_config.py"):
+        config = PyFileConfigLoader(name, path=str(venv / "etc" / "jupyter")).load_config()
+        assert config.TemplateExporter.default_preprocessors[0] == "support.export.RenderAnswers", name
+        assert config.WebPDFExporter.enabled is False and config.PDFExporter.template_name == "report"
+    assert json.loads((venv / "share/jupyter/lab/settings/overrides.json").read_text()) == LAB_OVERRIDES
+
+
 def test_jupyter_nbconvert_exports_an_answered_report_with_the_projects_settings(tmp_path):
-    """`jupyter nbconvert --to markdown` with support/jupyter/ on the config path (as `make setup` points .venv's
-    Jupyter there): values written in, the code cell tagged remove-input without its code, the title taken."""
+    """`jupyter nbconvert --to markdown` with the project's settings on the config path: values written in, the code
+    cell tagged remove-input without its code, the branch that does not hold left out."""
     nb = new_notebook(cells=[new_code_cell("from answers import when\ngap = '0.60%'", execution_count=1,
                                            metadata={"tags": ["remove-input"]}),
-                             answered("# The title", {}),
+                             answered("# The title\n\nand its second line", {}),
                              answered("The gap is {eval}`gap`.", {"gap": ok("'0.60%'")}),
                              answered("{eval}`when(False)` Not this one.",
                                       {"when(False)": ok("'(not in this run) '")})])
@@ -108,4 +125,5 @@ def test_jupyter_nbconvert_exports_an_answered_report_with_the_projects_settings
                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "The gap is 0.60%." in proc.stdout and "Not this one" not in proc.stdout
-    assert "gap = " not in proc.stdout and "{eval}" not in proc.stdout and "The title" not in proc.stdout
+    assert "gap = " not in proc.stdout and "{eval}" not in proc.stdout
+    assert "# The title and its second line" in proc.stdout  # a page prints no title of its own: the cell stays

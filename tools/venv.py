@@ -115,15 +115,22 @@ JUPYTER_SHIM = ("# written by make setup: this environment's Jupyter exports rep
                 "load_subconfig({path!r})  # noqa: F821\n")
 
 
+# JupyterLab's defaults in .venv: every cell of a notebook rendered, not only those on screen (windowing). The
+# report's values are evaluated when its Markdown cells run, and jupyterlab-myst finds a cell's expressions in its
+# last rendering: with windowing, Run All left the cells below the screen without values.
+LAB_OVERRIDES = {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}
+
+
 def point_jupyter(venv: Path = VENV) -> None:
     """.venv's Jupyter (JupyterLab's File > Save and Export, `jupyter nbconvert`) reads the project's export
-    settings, support/jupyter/: one line per settings file in .venv/etc/jupyter, where Jupyter looks."""
-    folder = venv / "etc" / "jupyter"
-    for name in ("jupyter_nbconvert_config.py", "jupyter_server_config.py"):
-        text = JUPYTER_SHIM.format(path=str(ROOT / "support" / "jupyter" / name))
-        path = folder / name
+    settings, support/jupyter/: one line per settings file in .venv/etc/jupyter, where Jupyter looks; and .venv's
+    JupyterLab renders every cell (LAB_OVERRIDES)."""
+    files = {venv / "etc" / "jupyter" / name: JUPYTER_SHIM.format(path=str(ROOT / "support" / "jupyter" / name))
+             for name in ("jupyter_nbconvert_config.py", "jupyter_server_config.py")}
+    files[venv / "share" / "jupyter" / "lab" / "settings" / "overrides.json"] = json.dumps(LAB_OVERRIDES, indent=2)
+    for path, text in files.items():
         if not _present(path) or path.read_text(encoding="utf-8", errors="replace") != text:
-            folder.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
 
 
