@@ -98,7 +98,7 @@ class GradientCheck:
         self.examples = f"{check['num_examples']:,}"
         self.weights = f"{check['num_weights']:,}"
         self.difference = f"{check['max_abs_difference']:.1e}"
-        self.epsilon, self.tolerance = f"{check['epsilon']:g}", f"{check['tolerance']:.0e}"
+        self.epsilon, self.tolerance = f"{check['epsilon']:g}", f"{check['tolerance']:.1e}"
 
 
 class Run:

@@ -216,6 +216,7 @@ def test_the_default_outcome_reads_as_the_course_run(rendered):
     book, branches = rendered["the course's values"]
     text = " ".join("\n".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "markdown").split())
     assert "**Parameters**: the course's values throughout." in text
+    assert "weights is 1.0e-09, below the tolerance $\\epsilon^2$ = 1.0e-06." in text  # compared in one format
     assert "**training stops in epoch 33**" in text and "reports epoch 33 for this run, the same as here" in text
     assert "**Neither holds together here, so the model does not overfit within the 50 epochs it trained.**" in text
     assert "With $\\lambda \\in \\{0.002, 0.02, 0.2, 2\\}$ validation accuracy falls below that of no " \
