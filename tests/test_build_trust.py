@@ -108,6 +108,8 @@ def test_a_jupyter_run_saved_in_a_task_notebook_leaves_the_hand_in_working(proje
             cell["execution_count"] = 3
             cell["metadata"]["execution"] = {"iopub.execute_input": "2026-11-29T10:00:00.000Z"}
     book["cells"].append({"cell_type": "markdown", "id": "note", "metadata": {}, "source": ["A note to myself."]})
+    book["metadata"]["language_info"] = {"name": "python", "version": "3.11.7"}
+    book["cells"][-1]["metadata"]["user_expressions"] = [{"expression": "1", "result": {"status": "ok"}}]
     path.write_text(json.dumps(book, indent=1))
     (project / "task3-Copy1.ipynb").write_bytes(before)  # Jupyter's File > Duplicate
     try:
@@ -116,7 +118,10 @@ def test_a_jupyter_run_saved_in_a_task_notebook_leaves_the_hand_in_working(proje
         assert "Left out of assignment_code.zip: task3-Copy1.ipynb" in output, output
         packed = zipfile.ZipFile(project / "assignment_code.zip")
         assert "task3-Copy1.ipynb" not in packed.namelist()
-        cells = json.loads(packed.read("task3.ipynb"))["cells"]
+        packed_book = json.loads(packed.read("task3.ipynb"))
+        cells = packed_book["cells"]
+        assert "language_info" not in packed_book["metadata"]  # as git stages it (make lint's check)
+        assert all("user_expressions" not in c["metadata"] for c in cells)
         assert all(not c.get("outputs") and not c.get("execution_count") and "execution" not in c["metadata"]
                    for c in cells if c["cell_type"] == "code")
     finally:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
-import json
 import zipfile
-from pathlib import Path
 
 from support.fileio import atomic_write
+from tools.check_notebooks import stripped
 from tools.common import ROOT, BuildError
 from tools.context import Build
 from tools.processes import build_lock
@@ -15,17 +14,6 @@ from tools.project import handin_files, left_out
 from tools.report import counted, recorded
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed: the same sources give the same zip
-
-
-def clean_notebook(path: Path) -> bytes:
-    """The notebook as it is committed: no outputs, execution counts or execution times (a Jupyter session may have
-    saved some)."""
-    book = json.loads(path.read_text(encoding="utf-8"))
-    for cell in book["cells"]:
-        cell.get("metadata", {}).pop("execution", None)
-        if cell["cell_type"] == "code":
-            cell["outputs"], cell["execution_count"] = [], None
-    return (json.dumps(book, indent=1, ensure_ascii=False) + "\n").encode()
 
 
 def changed_since_report(build: Build) -> list[str]:
@@ -50,7 +38,8 @@ def write_handin(build: Build) -> None:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for name in handin_files():
-                data = clean_notebook(ROOT / name) if name.endswith(".ipynb") else (ROOT / name).read_bytes()
+                data = (stripped((ROOT / name).read_text(encoding="utf-8")).encode() if name.endswith(".ipynb")
+                        else (ROOT / name).read_bytes())  # notebooks as git stages them
                 archive.writestr(zipfile.ZipInfo(name, ZIP_TIME), data, zipfile.ZIP_DEFLATED)
         changed = changed_since_report(build)  # an edit while the zip was written
         if changed:
