@@ -3,7 +3,8 @@
 # Written for GNU make 3.81 (macOS) and later: nothing but plain rules.
 
 PYTHON ?= python3
-export PARAMS SEED DATASET PDF_ENGINE AUTO_INSTALL PY BUILD_DIR PDF PYTEST_ARGS BENCH_ARGS MNIST_DIR FASHION_MNIST_DIR LAB_ARGS
+# NAME=value on the command line (SEED=3, PARAMS="...") reaches make.py as an environment variable: make exports
+# the variables given on its command line, as it does those it took from the environment.
 # make.py beside this Makefile, also for `make -f path/to/Makefile` from another folder (a path without spaces:
 # make splits the list of makefiles at them; then make.py is looked for in the current folder)
 MAKE_PY := $(if $(word 2,$(MAKEFILE_LIST)),make.py,$(dir $(lastword $(MAKEFILE_LIST)))make.py)

@@ -173,6 +173,12 @@ def load_results(task: str, required: tuple[str, ...] = (), results_dir: str | P
     return record
 
 
+def figure_ranges(record: dict) -> dict[str, list[dict]]:
+    """{figure: its y-ranges} of a results record: what each shows and leaves out (a figure of several panels has
+    one per panel, and the notebooks store a list; of one panel, a single range)."""
+    return {name: r if isinstance(r, list) else [r] for name, r in record["figure_notes"].items()}
+
+
 def figure_bytes(record: dict, name: str, figures_dir: str | Path) -> bytes:
     """The PNG of figure `name` of a results record, read once and checked against the digest the record holds (a
     run since may have replaced the file); ResultsError if it is missing or another."""

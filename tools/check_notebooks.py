@@ -15,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.common import ROOT
+
 # nbstripout's own list (its CLI strips these by default), and ours: the kernel's language details, which a run in
 # Jupyter rewrites, and jupyterlab-myst's evaluated inline expressions, which are outputs
 DEFAULT_KEYS = ["metadata.signature", "metadata.widgets", "cell.metadata.collapsed", "cell.metadata.ExecuteTime",
@@ -35,29 +36,29 @@ def stripped(text: str) -> str:
     return nbformat.writes(book) + "\n"
 
 
-def install_filter(python: str, root: Path = ROOT) -> bool:
+def install_filter(python: str) -> bool:
     """Set the nbstripout filter in the checkout's git config (.gitattributes names it for *.ipynb), run by `python`;
     whether it is set. Nothing to do outside a git checkout or without git."""
     git = shutil.which("git")
-    if git is None or not (root / ".git").exists():
+    if git is None or not (ROOT / ".git").exists():
         return False
     quoted = f'"{python}" ' + " ".join(f'"{a}"' if " " in a else a for a in FILTER_ARGS)
     settings = {"filter.nbstripout.clean": quoted, "filter.nbstripout.smudge": "cat",
                 "diff.ipynb.textconv": quoted + " -t"}
     for key, value in settings.items():
-        current = subprocess.run([git, "config", "--get", key], cwd=root, capture_output=True, text=True)
+        current = subprocess.run([git, "config", "--get", key], cwd=ROOT, capture_output=True, text=True)
         if current.stdout.strip() != value:
-            subprocess.run([git, "config", key, value], cwd=root, check=True, capture_output=True)
+            subprocess.run([git, "config", key, value], cwd=ROOT, check=True, capture_output=True)
     return True
 
 
-def committed(root: Path = ROOT) -> dict[str, str] | None:
+def committed() -> dict[str, str] | None:
     """{notebook: its staged text} of the tracked notebooks; None outside a git checkout."""
     git = shutil.which("git")
-    if git is None or not (root / ".git").exists():
+    if git is None or not (ROOT / ".git").exists():
         return None
-    names = subprocess.run([git, "ls-files", "*.ipynb"], cwd=root, capture_output=True, text=True, check=True)
-    return {name: subprocess.run([git, "show", f":{name}"], cwd=root, capture_output=True, text=True,
+    names = subprocess.run([git, "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return {name: subprocess.run([git, "show", f":{name}"], cwd=ROOT, capture_output=True, text=True,
                                  encoding="utf-8", check=True).stdout for name in names.stdout.split()}
 
 

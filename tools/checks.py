@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from mnist import DATASET_NAMES
-from support.results import ResultsError, fingerprint, read_results
+from support.results import ResultsError, figure_ranges, read_results
 from tools.common import BuildError, file_sha256
 from tools.context import Build
 from tools.pdf import check_pdf, pdf_state
 from tools.project import TASKS
+from tools.tasks import expected_keys
 
 MAX_CLIPPED = 0.05  # the share of a figure's points its y-range may leave out
 
@@ -20,9 +21,10 @@ def check_report(build: Build) -> list[str]:
     MAX_CLIPPED of its points, and the title names the data set.
     """
     from pypdf import PdfReader  # 0.3 s to import: only when a PDF is checked
+    from pypdf.errors import PdfReadError  # with it
 
     problems = []
-    state, asked = pdf_state(build), {task: fingerprint(task, build.params[task])["key"] for task in TASKS}
+    state, asked = pdf_state(build), expected_keys(build)
     if not build.pdf.exists() or file_sha256(build.pdf) != state.get("sha256"):
         problems.append(f"{build.pdf} is not the PDF this build folder made last (changed, or made elsewhere): run "
                         "make report with the same parameters first")
@@ -33,9 +35,12 @@ def check_report(build: Build) -> list[str]:
         check_pdf(build.pdf)
     except BuildError as exc:
         problems.append(str(exc))
-    reader = PdfReader(build.pdf)
-    text = "\n".join(page.extract_text() or "" for page in reader.pages)
-    first_lines = " ".join((reader.pages[0].extract_text() or "").split()[:40])
+    try:
+        reader = PdfReader(build.pdf)
+        text = "\n".join(page.extract_text() or "" for page in reader.pages)
+        first_lines = " ".join((reader.pages[0].extract_text() or "").split()[:40])
+    except (PdfReadError, OSError, ValueError, IndexError):
+        return problems  # missing or unreadable: said above
     name = DATASET_NAMES[build.dataset]
     if name not in first_lines:
         problems.append(f"the title does not name the data set ({name}): {first_lines[:100]!r}")
@@ -47,8 +52,8 @@ def check_report(build: Build) -> list[str]:
             problems.append(str(exc))
             continue
         figures += len(record["figures"])
-        for figure, ranges in record["figure_notes"].items():
-            for r in ranges if isinstance(ranges, list) else [ranges]:
+        for figure, ranges in figure_ranges(record).items():
+            for r in ranges:
                 if r["points"] and r["outside"] > MAX_CLIPPED * r["points"]:
                     problems.append(f"{figure}: its y-range {r['range']} leaves out {r['outside']} of {r['points']} "
                                     f"points, more than {MAX_CLIPPED:.0%}")

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.handoff import build_dir
 from tools.common import ROOT, BuildError
 from tools.params import ParameterError, resolve
 
@@ -44,11 +45,10 @@ def context(variables: dict[str, str]) -> Build:
                              "Nothing was run.")
     pdf_epoch()  # SOURCE_DATE_EPOCH, if set, checked now
     dataset = params["task2"]["dataset"]
-    default_dir = ROOT / "build" if dataset == "mnist" else ROOT / "build" / dataset
     default_pdf = ROOT / ("report.pdf" if dataset == "mnist" else f"report-{dataset}.pdf")
     pdf = Path(variables.get("PDF") or default_pdf).resolve()
     check_output(pdf, "PDF", ".pdf", b"%PDF")
-    return Build(dataset, Path(variables.get("BUILD_DIR") or default_dir).resolve(), pdf, params, variables)
+    return Build(dataset, Path(variables.get("BUILD_DIR") or build_dir(dataset)).resolve(), pdf, params, variables)
 
 
 def check_output(path: Path, name: str, suffix: str, magic: bytes) -> None:

@@ -123,8 +123,14 @@ def latex_pdf(executed: Path, work: Path, cache: Path) -> Path:
 
 
 def typst_pdf(executed: Path, work: Path, title: str) -> Path:
-    out = work / "report.pdf"
-    notebook_to_pdf_typst(executed, out, title, epoch=pdf_epoch())
+    """The PDF through pandoc and Typst; BuildError if a converter fails (their errors have no common base class)."""
+    out, epoch = work / "report.pdf", pdf_epoch()
+    try:
+        notebook_to_pdf_typst(executed, out, title, epoch)
+    except OSError:
+        raise
+    except Exception as exc:
+        raise BuildError(f"the Typst route could not make the PDF: {type(exc).__name__}: {exc}") from None
     return out
 
 
@@ -155,17 +161,23 @@ def check_pdf(path: Path, min_pages: int = MIN_PAGES, headings=HEADINGS) -> int:
 
 
 def sealed(executed: Path) -> tuple[bytes, dict]:
-    """(the executed report's bytes as the PDF shows them: its answers' values written in (support/inline.render),
-    its build record), read once; BuildError if its content is not what the report step wrote (an edit by hand: the
-    next build runs the report again)."""
+    """(the executed report's bytes, its build record), read once; BuildError if its content is not what the report
+    step wrote (an edit by hand: the next build runs the report again)."""
     snapshot, made = read_sealed(executed)
     if not made:
         raise BuildError(f"{executed} was changed after the report step wrote it: run the build again (it runs the "
                          "report again; no PDF is made of an altered report)")
+    return snapshot, made
+
+
+def rendered(snapshot: bytes) -> tuple[bytes, str]:
+    """(the executed report as the PDF shows it: its answers' values written in (support/inline.render), its
+    title)."""
     try:
-        return json.dumps(render(json.loads(snapshot)), indent=1).encode(), made
+        book = render(json.loads(snapshot))
     except ExpressionError as exc:
         raise BuildError(f"report.ipynb: {exc}") from None
+    return json.dumps(book, indent=1).encode(), book["metadata"].get("title", "Report")
 
 
 def state_path(build: Build) -> Path:
@@ -183,10 +195,6 @@ def pdf_state(build: Build) -> dict:
 def step_pdf(build: Build, executed: Path) -> None:
     """build.pdf from the executed report, through LaTeX or Typst, unless it already is that PDF."""
     engine = choose_engine(build)
-    if engine == "latex":
-        other = "PDF_ENGINE=typst for the route without TeX"
-    else:
-        other = "PDF_ENGINE=latex for the LaTeX route" if latex_ready() else INSTALL_TEX
     snapshot, made = sealed(executed)
     routes = project_modules(Path(__file__))  # this module's code and what it imports of the project, found by rule
     template = sorted((TEMPLATES / "report").glob("*"))
@@ -197,16 +205,20 @@ def step_pdf(build: Build, executed: Path) -> None:
     if state.get("key") == key and build.pdf.exists() and file_sha256(build.pdf) == state.get("sha256"):
         return
     started = time.monotonic()
+    if engine == "latex":
+        other = "PDF_ENGINE=typst for the route without TeX"
+    else:
+        other = "PDF_ENGINE=latex for the LaTeX route" if latex_ready() else INSTALL_TEX
     say(f"PDF through {'LaTeX (nbconvert, xelatex)' if engine == 'latex' else 'Typst (pandoc, typst)'}; {other}")
     work = staging_dir(build, "pdf")
-    source = write_file(work / "executed.ipynb", snapshot)  # these bytes, checked, are what the PDF shows
-    title = json.loads(snapshot)["metadata"].get("title", "Report")
+    shown, title = rendered(snapshot)
+    source = write_file(work / "executed.ipynb", shown)  # these bytes, checked, are what the PDF shows
     cache = build.dir / "pdf" / "markdown-latex.json"
     pdf = latex_pdf(source, work, cache) if engine == "latex" else typst_pdf(source, work, title)
     pages = check_pdf(pdf)
     atomic_write(build.pdf, pdf.read_bytes())
-    atomic_write(state_path(build), json.dumps({"key": key, "sha256": file_sha256(build.pdf), "engine": engine,
-                                                "keys": made["keys"]}).encode())
+    state = {"key": key, "sha256": file_sha256(build.pdf), "keys": made["keys"]}
+    atomic_write(state_path(build), json.dumps(state).encode())
     timed(f"PDF ({engine}, {pages} pages)", started)
 
 
@@ -214,10 +226,9 @@ def step_html(build: Build, executed: Path) -> None:
     from nbconvert import MarkdownExporter  # 1.2 s to import: only where HTML is made
 
     work = staging_dir(build, "html")
-    snapshot, _ = sealed(executed)
-    source = write_file(work / "executed.ipynb", snapshot)
+    shown, title = rendered(sealed(executed)[0])
+    source = write_file(work / "executed.ipynb", shown)
     write_file(work / "report.md", export(source, work, MarkdownExporter(exclude_input=True)))
-    title = json.loads(snapshot)["metadata"].get("title", "Report")
     code, output = run_command([pypandoc.get_pandoc_path(), "report.md", "--standalone", "--embed-resources",
                                 "--mathml", "--metadata", f"title={title}", "-o", "report.html"], cwd=work)
     if code:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import sys
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.common import ROOT
+
 _KNOWN = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["tdt4265"]
 
 REPORT: str = _KNOWN["report"]
@@ -20,9 +20,9 @@ WATCH: tuple[str, ...] = tuple(_KNOWN["watch"])
 JUPYTER_CONFIG = ROOT / "support" / "jupyter"  # Jupyter's settings for this project (exports, kernels)
 
 
-def files(patterns: tuple[str, ...], root: Path = ROOT) -> list[str]:
-    """The files under `root` that match `patterns` (globs relative to it), as sorted POSIX paths."""
-    return sorted({p.relative_to(root).as_posix() for pattern in patterns for p in root.glob(pattern) if p.is_file()})
+def files(patterns: tuple[str, ...]) -> list[str]:
+    """The project's files that match `patterns` (globs relative to its root), as sorted POSIX paths."""
+    return sorted({p.relative_to(ROOT).as_posix() for pattern in patterns for p in ROOT.glob(pattern) if p.is_file()})
 
 
 def notebooks() -> list[str]:
@@ -30,15 +30,15 @@ def notebooks() -> list[str]:
     return [REPORT, *(f"{task}.ipynb" for task in TASKS)]
 
 
-def handin_files(root: Path = ROOT) -> list[str]:
-    """The hand-in's files, as they are in `root`."""
-    return sorted({*files(HANDIN, root), *(name for name in notebooks() if (root / name).is_file())})
+def handin_files() -> list[str]:
+    """The hand-in's files."""
+    return sorted({*files(HANDIN), *(name for name in notebooks() if (ROOT / name).is_file())})
 
 
-def left_out(root: Path = ROOT) -> list[str]:
+def left_out() -> list[str]:
     """Notebooks beside the build's that the hand-in leaves out (a copy made in Jupyter, a scratch notebook)."""
-    return [name for name in files(("*.ipynb",), root) if name not in notebooks()]
+    return [name for name in files(("*.ipynb",)) if name not in notebooks()]
 
 
-if __name__ == "__main__":  # `python3 -m tools.project headings`: one per line
-    print("\n".join({"headings": HEADINGS, "tasks": TASKS, "handin": handin_files()}[sys.argv[1]]))
+if __name__ == "__main__":  # `python3 -m tools.project headings` (one per line), or `min_pages`
+    print({"headings": "\n".join(HEADINGS), "min_pages": MIN_PAGES}[sys.argv[1]])

@@ -17,7 +17,7 @@ from support.sources import project_modules
 from tools.common import ROOT, BuildError, file_sha256
 from tools.context import Build
 from tools.processes import NotebookRun, publish, staging_dir, timed
-from tools.project import REPORT, TASKS
+from tools.project import REPORT, notebooks
 from tools.tasks import expected_keys
 
 
@@ -175,15 +175,13 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
     return executed
 
 
-def source_manifest(source: dict | None = None) -> dict[str, str]:
+def source_manifest(source: dict) -> dict[str, str]:
     """{file: digest of what counts in it} for every source the report's numbers and prose come from: a notebook's
-    cell sources (not its outputs or metadata: a run in Jupyter changes nothing), a module's bytes. `source`:
-    report.ipynb as the build read it (default: as it is now)."""
-    notebooks = [ROOT / REPORT, *(ROOT / f"{task}.ipynb" for task in TASKS)]
-    manifest = {p.relative_to(ROOT).as_posix(): counted(p) for p in (*notebooks, *project_modules(*notebooks))}
-    if source is not None:
-        manifest[REPORT] = counted(ROOT / REPORT, source)
-    return manifest
+    cell sources (not its outputs or metadata: a run in Jupyter changes nothing), a module's bytes; report.ipynb as
+    the build read it (`source`)."""
+    paths = [ROOT / name for name in notebooks()]
+    return {p.relative_to(ROOT).as_posix(): counted(p, source if p.name == REPORT else None)
+            for p in (*paths, *project_modules(*paths))}
 
 
 def counted(path: Path, book: dict | None = None) -> str:

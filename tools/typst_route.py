@@ -2,12 +2,8 @@
 
 nbconvert (Markdown, input cells hidden) -> pandoc from the pypandoc-binary wheel (--to typst)
 -> the typst wheel (Typst compiler, embedded fonts only).
-
-    venv/bin/python tools/typst_route.py report.ipynb report.pdf [--title "..."]
 """
-import argparse
 import datetime
-import json
 import subprocess
 import sys
 import tempfile
@@ -79,14 +75,10 @@ def export_notebook(executed_ipynb: Path, folder: Path, exporter) -> str:
     return body
 
 
-def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str | None = None,
-                          epoch: int | None = None) -> None:
-    """The executed notebook as a PDF through pandoc and Typst, dated `epoch` (seconds since 1970; default now)."""
+def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str, epoch: int) -> None:
+    """The executed notebook as a PDF through pandoc and Typst, titled `title`, dated `epoch` (seconds since 1970)."""
     executed_ipynb, out_pdf = Path(executed_ipynb).resolve(), Path(out_pdf).resolve()
-    if not title:
-        meta = json.loads(executed_ipynb.read_text(encoding="utf-8")).get("metadata", {})
-        title = meta.get("title") or executed_ipynb.stem
-    today = datetime.date.today() if epoch is None else datetime.datetime.fromtimestamp(epoch, datetime.UTC).date()
+    today = datetime.datetime.fromtimestamp(epoch, datetime.UTC).date()
     # The space in the prefix is deliberate: every run exercises paths with spaces.
     with tempfile.TemporaryDirectory(prefix="nb to typst ") as tmp:
         tmp = Path(tmp)
@@ -114,15 +106,3 @@ def notebook_to_pdf_typst(executed_ipynb: Path, out_pdf: Path, title: str | None
             print(f"typst warning: {warning}", file=sys.stderr)
         atomic_write(out_pdf, pdf)
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebook", type=Path, help="executed .ipynb")
-    parser.add_argument("pdf", type=Path, help="output .pdf")
-    parser.add_argument("--title", help="default: the notebook's metadata title")
-    args = parser.parse_args()
-    notebook_to_pdf_typst(args.notebook, args.pdf, args.title)
-
-
-if __name__ == "__main__":
-    main()

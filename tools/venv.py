@@ -101,11 +101,13 @@ def ensure_venv() -> Path:
         say(f"installing the locked packages into .venv (requirements.lock, {len(_locked_names())} packages)")
         _pip_install(force)
         _remove_unlocked()
-        if _missing_modules(venv_python()) and not force:  # pip kept a package that an interrupted install broke
+        missing = _missing_modules(venv_python())
+        if missing != [] and not force:  # pip kept a package that an interrupted install broke
             say("repairing .venv: some packages did not import after the install; reinstalling the lock")
             _pip_install(force=True)
-        if _missing_modules(venv_python()):
-            raise BuildError(f"{VENV} is still missing {', '.join(_missing_modules(venv_python()) or ['packages'])} "
+            missing = _missing_modules(venv_python())
+        if missing != []:
+            raise BuildError(f"{VENV} is still missing {', '.join(missing or ['packages'])} "
                              "after a fresh install: remove .venv and run again")
         stamp.write_text(json.dumps(want))
     return venv_python()
@@ -180,8 +182,10 @@ def _normalize(name: str) -> str:
 
 
 def _missing_modules(python: Path) -> list[str] | None:
-    """The modules of REQUIRED_MODULES that `python` cannot find ([] when all are there); None if it does not run."""
-    code = "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+    """The modules of REQUIRED_MODULES that `python` cannot find ([] when all are there); None if it does not run
+    or is older than Python 3.11."""
+    code = ("import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m) is None)); "
+            "sys.exit(sys.version_info < (3, 11))")
     try:
         proc = subprocess.run([str(python), "-c", code, *REQUIRED_MODULES], stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=120)
@@ -203,17 +207,11 @@ REQUIRED_MODULES = ("numpy", "matplotlib", "papermill", "nbconvert", "threadpool
 
 
 def check_interpreter(python: str) -> None:
-    """BuildError unless `python` (PY=...) runs and has every package of requirements.txt; checked every time."""
-    code = ("import importlib.util, sys; missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None];"
-            "print(' '.join(missing)); sys.exit(sys.version_info < (3, 11) or bool(missing))")
-    try:
-        proc = subprocess.run([python, "-c", code, *REQUIRED_MODULES], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BuildError(f"PY={python} does not run: {exc}") from None
-    if proc.returncode:
-        missing = proc.stdout.strip()
-        raise BuildError(f"PY={python} " + (f"lacks {missing}: install requirements.txt into that environment "
-                                            "(conda: environment.yml), or leave PY unset to use .venv"
-                                            if missing else "is older than Python 3.11"))
-
+    """BuildError unless `python` (PY=...) runs, is Python >= 3.11 and has every package of requirements.txt;
+    checked every time."""
+    missing = _missing_modules(Path(python))
+    if missing is None:
+        raise BuildError(f"PY={python} does not run, or is older than Python 3.11")
+    if missing:
+        raise BuildError(f"PY={python} lacks {' '.join(missing)}: install requirements.txt into that environment "
+                         "(conda: environment.yml), or leave PY unset to use .venv")
