@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from pathlib import Path
 
 from IPython.display import Image, display
 
 from experiments import OFFICIAL_2022, TASK_CONFIGS
 from mnist import CLASS_KINDS, DATASET_NAMES
 from support import handoff
-from support.results import figure_bytes, load_results
+from support.results import figure_bytes, figure_ranges, load_results
 
 NOT_THIS_RUN = "(not in this run) "
 NONE = "none"  # a value whose answer does not apply to this run: its branch is left out
@@ -75,13 +74,10 @@ def epochs_text(params: dict) -> str:
             f"(patience {params['early_stopping_patience']} checks)")
 
 
-def load_answers(results_dir: str | Path | None = None, expected_keys: dict | None = None
-                 ) -> tuple[Data, Task2, Task3, Task4]:
+def load_answers() -> tuple[Data, Task2, Task3, Task4]:
     """The answers to the task notebooks' last runs: their results files (build/results/, or where the build says),
     each checked; ResultsError naming the notebook to run when one is missing, outdated or not what was asked for."""
     folder, keys = handoff.report_inputs()
-    folder = Path(results_dir) if results_dir is not None else folder
-    keys = keys if expected_keys is None else expected_keys
     results = {task: load_results(task, results_dir=folder, expected_key=keys.get(task))
                for task in ("task2", "task3", "task4")}
     figures = folder.parent / "figures"
@@ -93,8 +89,8 @@ class GradientCheck:
     """One gradient check's numbers (Tasks 2a, 3a, 4a)."""
 
     def __init__(self, check: dict):
-        self.passes = check["max_abs_difference"] <= check["tolerance"]
-        self.verdict, self.relation = ("passes", "below") if self.passes else ("FAILS", "above")
+        passes = check["max_abs_difference"] <= check["tolerance"]
+        self.verdict, self.relation = ("passes", "below") if passes else ("FAILS", "above")
         self.examples = f"{check['num_examples']:,}"
         self.weights = f"{check['num_weights']:,}"
         self.difference = f"{check['max_abs_difference']:.1e}"
@@ -105,7 +101,7 @@ class Run:
     """One training run as its results file holds it ({"history", "final", "best", ...}), and its fit summary."""
 
     def __init__(self, run: dict, fit: dict | None = None):
-        self.run, self.fit = run, fit or {}
+        self.fit = fit or {}
         final, history = run["final"], run["history"]
         self.stopped = run["stopped_early"]
         self.steps = f"{run['num_steps']:,}"
@@ -149,8 +145,7 @@ class _Task:
 
     def note(self, name: str) -> str:
         """What the figure's y-range shows ('' when it shows everything)."""
-        ranges = self.results["figure_notes"].get(name) or []
-        return " ".join(r["note"] for r in (ranges if isinstance(ranges, list) else [ranges]) if r["note"])
+        return " ".join(r["note"] for r in figure_ranges(self.results).get(name, []) if r["note"])
 
 
 class Data:
@@ -232,7 +227,7 @@ class Task2(_Task):
         stops = sorted(e for e, stopped in zip(seeds["stop_epochs"], seeds["stopped_early"]) if stopped)
         self.seed_sweep = len(seeds["seeds"]) >= 2
         self.seeds_stopped = bool(stops)
-        self.last_seed, self.seed_runs = str(seeds["seeds"][-1]), str(len(seeds["seeds"]))
+        self.last_seed = str(seeds["seeds"][-1])
         self.seed_stops = (f"between epoch {stops[0]} and epoch {stops[-1]} (median {statistics.median(stops):g})"
                            if stops else NONE)
         never = len(seeds["seeds"]) - len(stops)

@@ -2,7 +2,7 @@
 
 A task notebook's `parameters` cell is the one source of its defaults (the shipped cells hold the course's values,
 COURSE_2022); `Config.from_namespace(globals())` picks them up and checks them (types, ranges), and `as_dict` goes
-into the results file. `make report` reads the same cell (`Config.from_notebook`) and applies PARAMS, SEED, DATASET.
+into the results file. `make report` reads the same cell (tools/params.py) and applies PARAMS, SEED, DATASET.
 """
 
 from __future__ import annotations

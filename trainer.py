@@ -14,11 +14,10 @@ import numbers
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import threadpoolctl
 
 import utils
-from support.engine import FastEngine, Validation
-from support.progress import Bar, counted
+from support.engine import Engine, FastEngine, Validation
+from support.progress import Bar
 
 VAL_CHECKS_PER_EPOCH = 5  # the course validates every (N // batch_size) // 5 steps
 DIVERGENCE_FACTOR = 1000.0  # a loss this many times the first step's (ln K at zero weights) counts as divergence
@@ -36,25 +35,16 @@ def should_early_stop(validation_loss: dict, num_steps: int = 10) -> bool:
     return len(relevant) >= num_steps and min(relevant) == relevant[0]
 
 
-class PlainEngine:
-    """The course's way: each check is `validation_step()` at once; the batches are utils.batch_loader's. BLAS runs
-    single-threaded meanwhile: OpenBLAS's threads cost more than they give on matrices this small (5x on 2 cores),
-    and no bit of the result then depends on the number of cores."""
+class PlainEngine(Engine):
+    """The course's way: each check is `validation_step()` at once; the batches are utils.batch_loader's."""
 
     def __init__(self, trainer: BaseTrainer):
-        self.trainer, self.ready = trainer, []
+        super().__init__(trainer)
+        self.ready = []
 
-    def __enter__(self) -> PlainEngine:
-        self._blas = threadpoolctl.ThreadpoolController().limit(limits=1, user_api="blas")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._blas.__exit__(*exc)
-
-    def batches(self, epoch: int):
+    def _batches(self, epoch: int):
         t = self.trainer
-        return counted(utils.batch_loader(t.X_train, t.Y_train, t.batch_size, shuffle=t.shuffle_dataset, rng=t.rng),
-                       t.progress)
+        return utils.batch_loader(t.X_train, t.Y_train, t.batch_size, shuffle=t.shuffle_dataset, rng=t.rng)
 
     def check(self, step: int) -> None:
         self.ready.append((step, self.trainer.validation_step()))

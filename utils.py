@@ -284,24 +284,14 @@ class LinearModel:
         differentiates."""
         return cross_entropy_from_logits(targets, X @ self.w) + self.penalty()
 
-    def predict(self, outputs: np.ndarray) -> np.ndarray:
-        """Outputs (N, K) -> predicted labels (N,)."""
-        raise NotImplementedError
-
 
 class BinaryModel(LinearModel):
     """Logistic regression: yhat = sigmoid(X w), w (785, 1); class 1 when yhat >= 0.5."""
 
     num_outputs = 1
 
-    def __init__(self, l2_reg_lambda: float = 0.0, dtype=np.float64, num_inputs: int = NUM_INPUTS):
-        super().__init__(l2_reg_lambda, dtype, num_inputs)
-
     def activation(self, logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return sigmoid(logits, out=out)
-
-    def predict(self, outputs: np.ndarray) -> np.ndarray:
-        return (outputs[:, 0] >= 0.5).astype(np.intp)
 
 
 class SoftmaxModel(LinearModel):
@@ -314,9 +304,6 @@ class SoftmaxModel(LinearModel):
 
     def activation(self, logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return softmax(logits, out=out)
-
-    def predict(self, outputs: np.ndarray) -> np.ndarray:
-        return outputs.argmax(axis=1)
 
 
 def accuracy(targets: np.ndarray, outputs: np.ndarray) -> float:

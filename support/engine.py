@@ -56,12 +56,35 @@ class _Set:
     by_class: np.ndarray
 
 
-class FastEngine:
-    """Grouped validation checks on a thread pool, batches gathered ahead; for a BaseTrainer whose validation_step
-    is the base class's (the checks compute the same). Used as a context: threads and the BLAS limit live inside."""
+class Engine:
+    """What every engine shares. Used as a context: BLAS runs single-threaded inside (OpenBLAS's threads cost more
+    than they give on matrices this small, 5x on 2 cores, and no bit of the result then depends on the number of
+    cores). `batches` moves the trainer's progress bar, if any, a step after each batch."""
 
     def __init__(self, trainer):
         self.trainer = trainer
+
+    def __enter__(self):
+        self._blas = threadpoolctl.ThreadpoolController().limit(limits=1, user_api="blas")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._blas.__exit__(*exc)
+
+    def batches(self, epoch: int):
+        """The epoch's (X_batch, Y_batch), in utils.batch_indices' order."""
+        return counted(self._batches(epoch), self.trainer.progress)
+
+    def _batches(self, epoch: int):
+        raise NotImplementedError
+
+
+class FastEngine(Engine):
+    """Grouped validation checks on a thread pool, batches gathered ahead; for a BaseTrainer whose validation_step
+    is the base class's (the checks compute the same). Used as a context: threads live inside."""
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
         self.model = trainer.model
         k = self.model.num_outputs
         self.k = k
@@ -81,7 +104,7 @@ class FastEngine:
         self.snapshots: dict[int, np.ndarray] = {}  # step -> the weights after it, while its result may be pending
 
     def __enter__(self) -> FastEngine:
-        self._blas = threadpoolctl.ThreadpoolController().limit(limits=1, user_api="blas")
+        super().__enter__()
         self._pool = ThreadPoolExecutor(max_workers=min(CHECK_WORKERS, os.cpu_count() or 1))
         self._gatherer = ThreadPoolExecutor(max_workers=1)
         return self
@@ -91,16 +114,12 @@ class FastEngine:
             self._pool.shutdown(cancel_futures=True)
             self._gatherer.shutdown(cancel_futures=True)
         finally:
-            self._blas.__exit__(*exc)
+            super().__exit__(*exc)
 
     # ------------------------------------------------------------ batches
 
-    def batches(self, epoch: int):
-        """The epoch's (X_batch, Y_batch) in utils.batch_indices' order: slices if unshuffled, else gathered ahead;
-        the trainer's progress bar, if any, moves a step after each."""
-        return counted(self._batches(epoch), self.trainer.progress)
-
     def _batches(self, epoch: int):
+        """Slices if unshuffled, else gathered ahead."""
         t = self.trainer
         X, Y, size = t.X_train, t.Y_train, t.batch_size
         if not t.shuffle_dataset:

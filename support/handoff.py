@@ -63,11 +63,21 @@ def take_run(name: str, settings: dict, made_by: str | Path,
     shared = Path(os.environ.get(SHARED_ENV) or build_dir(settings.get("dataset", "mnist")))
     path, waiting = shared / "models" / f"{name}.npz", os.environ.get(WAIT_ENV)
     code = modules_digest(Path(made_by).resolve().relative_to(ROOT))
-    run = _load(path, settings, code)
+    seen, run = _stamp(path), _load(path, settings, code)
     while run is None and waiting and Path(waiting).exists():
         time.sleep(poll_seconds)
-        run = _load(path, settings, code)
+        if _stamp(path) != seen:  # read again only a file written since (an old run's may sit there meanwhile)
+            seen, run = _stamp(path), _load(path, settings, code)
     return run if run is not None else _load(path, settings, code)  # it may have come just before the file went
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when the file is replaced (written to a temporary name and renamed) or written; None if absent."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _load(path: Path, settings: dict, code: str) -> tuple[dict, dict[str, np.ndarray]] | None:

@@ -93,6 +93,31 @@ def test_task4_waits_for_task3s_run_while_a_build_is_still_making_it(build_folde
     assert take_softmax_run(Task4Config.from_notebook(**TINY)) is None
 
 
+def test_while_waiting_an_old_run_is_read_again_only_when_replaced(build_folder, monkeypatch):
+    import threading
+
+    t3 = Task3Config.from_notebook(**TINY)
+    out3 = run_task3(t3)
+    share_softmax_run(out3["runs"]["softmax"], out3["weights"]["softmax"], t3)  # a run of other settings than t4's
+    pending = build_folder / "task3.running"
+    pending.touch()
+    monkeypatch.setenv(handoff.WAIT_ENV, str(pending))
+    loads, load = [], handoff._load
+    monkeypatch.setattr(handoff, "_load", lambda *args: loads.append(1) or load(*args))
+    t3_again = Task3Config.from_notebook(**{**TINY, "num_epochs": 3})
+
+    def task3_finishes():
+        out = run_task3(t3_again)
+        share_softmax_run(out["runs"]["softmax"], out["weights"]["softmax"], t3_again)
+        pending.unlink()
+
+    timer = threading.Timer(0.5, task3_finishes)
+    timer.start()
+    assert take_softmax_run(Task4Config.from_notebook(**{**TINY, "num_epochs": 3})) is not None
+    timer.join()
+    assert len(loads) <= 3  # at the start, once replaced (and once more if the rename fell between two looks)
+
+
 def test_a_saved_run_of_other_code_is_not_reused(build_folder, monkeypatch):
     t3 = Task3Config.from_notebook(**TINY)
     out3 = run_task3(t3)
