@@ -1,6 +1,7 @@
 """What the build tests share: a copy of the project in a folder whose name has a space, built once on synthetic
 data (Typst), and the ways to run make.py in it, edit it and watch its processes."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -79,6 +80,19 @@ def edit_report(folder, text, code=None):
     if code is not None:
         book.cells.append(new_code_cell(code))
     nbformat.write(book, path)
+    return lambda: path.write_bytes(before)
+
+
+def edit_cell(path, pick, old, new):
+    """Replace `old` by `new` in the first cell of the notebook at `path` for which `pick(cell)` holds, as a student
+    edits it in JupyterLab; return a function that takes it back."""
+    before = path.read_bytes()
+    book = json.loads(before)
+    cell = next(c for c in book["cells"] if pick(c))
+    source = "".join(cell["source"])
+    assert old in source
+    cell["source"] = source.replace(old, new)
+    path.write_text(json.dumps(book, indent=1))
     return lambda: path.write_bytes(before)
 
 

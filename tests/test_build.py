@@ -18,6 +18,7 @@ from conftest import (
     SMOKE,
     STRIPPED,
     build_dir,
+    edit_cell,
     edit_report,
     make,
     nothing_left_running,
@@ -59,15 +60,8 @@ def test_a_prose_edit_reruns_only_the_report(project):
 def edit_answer(folder, starts, old, new):
     """Replace `old` by `new` in the Markdown cell of report.ipynb whose text (after any branch mark) starts with
     `starts`, as a student edits it; return a function that takes it back."""
-    path = folder / "report.ipynb"
-    before = path.read_bytes()
-    book = json.loads(before)
-    cell = next(c for c in book["cells"] if c["cell_type"] == "markdown"
-                and re.sub(r"^\{eval\}`when\([^`]*\)`\s*", "", "".join(c["source"])).startswith(starts))
-    assert old in "".join(cell["source"])
-    cell["source"] = "".join(cell["source"]).replace(old, new)
-    path.write_text(json.dumps(book, indent=1))
-    return lambda: path.write_bytes(before)
+    return edit_cell(folder / "report.ipynb", lambda c: c["cell_type"] == "markdown" and re.sub(
+        r"^\{eval\}`when\([^`]*\)`\s*", "", "".join(c["source"])).startswith(starts), old, new)
 
 
 def test_rewording_the_3d_answer_rebuilds_through_the_prose_path_without_a_kernel(project):
@@ -307,12 +301,8 @@ def test_without_tex_the_pdf_comes_through_typst_and_says_so(project):
     bare.mkdir(exist_ok=True)
     try:
         env = {"PATH": str(bare) + os.pathsep + os.path.dirname(sys.executable), "AUTO_INSTALL": "no"}
-        command = [sys.executable, str(project / "make.py"), "report", f"PY={sys.executable}", "DATASET=synthetic",
-                   f"PARAMS={SMOKE}", "PDF_ENGINE=auto", "AUTO_INSTALL=no"]
-        proc = subprocess.run(command, cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              env={**{k: v for k, v in os.environ.items() if k not in STRIPPED}, **env})
-        output = proc.stdout + proc.stderr
-        assert proc.returncode == 0, output
+        code, output = make(project, "report", "PDF_ENGINE=auto", "AUTO_INSTALL=no", extra_env=env)
+        assert code == 0, output
         assert "PDF through Typst" in output and "for the LaTeX route install TeX Live" in output
         assert "Built without TeX." in pdf_text(pdf(project))
     finally:

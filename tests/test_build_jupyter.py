@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import SMOKE, STRIPPED, build_dir, make, pdf, pdf_text, staged, tempfile_dir, wait_for
+from conftest import SMOKE, STRIPPED, build_dir, edit_cell, make, pdf, pdf_text, staged, tempfile_dir, wait_for
 
 from tools.project import HEADINGS
 
@@ -28,15 +28,7 @@ pytestmark = pytest.mark.notebooks
 
 def edit_parameters_cell(folder, task: str, old: str, new: str):
     """Edit a line of `task`.ipynb's parameters cell, as a student does in JupyterLab; a function that undoes it."""
-    path = folder / f"{task}.ipynb"
-    before = path.read_bytes()
-    book = json.loads(before)
-    cell = next(c for c in book["cells"] if "parameters" in c["metadata"].get("tags", []))
-    source = "".join(cell["source"])
-    assert old in source
-    cell["source"] = source.replace(old, new)
-    path.write_text(json.dumps(book, indent=1))
-    return lambda: path.write_bytes(before)
+    return edit_cell(folder / f"{task}.ipynb", lambda c: "parameters" in c["metadata"].get("tags", []), old, new)
 
 
 WITHOUT_TASK3_EPOCHS = SMOKE.replace("task3.num_epochs=2 ", "")  # the notebook's own value counts
@@ -129,26 +121,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def lab_args(port: int) -> str:
+    """LAB_ARGS for a JupyterLab without a browser, on `port`, with a known token."""
+    return f"--no-browser --port {port} --IdentityProvider.token=t0ken --ServerApp.open_browser=False"
+
+
+def wait_until_serving(port: int, proc) -> None:
+    """Wait until the JupyterLab that `proc` started answers on `port`; fail, with its output, if it ended instead."""
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=t0ken", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return proc.poll() is not None  # it ended: stop waiting (the assert below says why)
+    wait_for(answers, timeout=120)
+    assert proc.poll() is None, proc.communicate()[0]
+
+
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="JupyterLab as root (CI's case)")
 def test_make_lab_starts_as_root_with_lab_args_and_stops_at_ctrl_c(project):
     """As root, LAB_ARGS passed on, kernels over Unix sockets; Ctrl-C in the terminal is JupyterLab's to answer
     ("Shut down this Jupyter server (y/[n])?"): it shuts its kernels down itself, make.py waits for it."""
     port, runtime = free_port(), Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # a socket's path is short
-    args = f"--no-browser --port {port} --IdentityProvider.token=t0ken --ServerApp.open_browser=False"
+    args = lab_args(port)
     terminal, student = pty.openpty()  # JupyterLab asks at Ctrl-C only when its input is a terminal
     env = {k: v for k, v in os.environ.items() if k not in STRIPPED} | {"JUPYTER_RUNTIME_DIR": str(runtime)}
     proc = subprocess.Popen([sys.executable, str(project / "make.py"), f"PY={sys.executable}", "lab",
                              f"LAB_ARGS={args}"], cwd=project, env=env, stdin=student, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        def answers() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=t0ken", timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                return proc.poll() is not None  # it ended: stop waiting (the asserts below say why)
-        wait_for(answers, timeout=120)
-        assert proc.poll() is None, proc.communicate()[0]
+        wait_until_serving(port, proc)
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/kernels?token=t0ken", data=b"{}", method="POST")
         with urllib.request.urlopen(request, timeout=60) as response:  # a kernel starts, as a notebook opens one
             assert json.load(response)["name"] == "python3"
@@ -224,10 +226,9 @@ def test_jupyters_own_pdf_and_html_exports_under_make_lab_give_the_whole_report(
     ran.parent.mkdir(parents=True, exist_ok=True)
     ran.write_bytes(executed.read_bytes())
     port = free_port()
-    args = f"--no-browser --port {port} --IdentityProvider.token=t0ken --ServerApp.open_browser=False"
     # a report run from Jupyter reads build/results/; this project's build is of the synthetic data set
     env = {"TDT4265_RESULTS_DIR": str(build_dir(project) / "results"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
-    proc = make(project, "lab", f"LAB_ARGS={args}", wait=False, extra_env=env)
+    proc = make(project, "lab", f"LAB_ARGS={lab_args(port)}", wait=False, extra_env=env)
     base = f"http://127.0.0.1:{port}"
 
     def get(path: str) -> bytes:
@@ -240,13 +241,7 @@ def test_jupyters_own_pdf_and_html_exports_under_make_lab_give_the_whole_report(
             raise AssertionError(f"{path}: {exc}: {html.unescape(said[0])}") from None
 
     try:
-        def answers() -> bool:
-            try:
-                return bool(get("/api/status"))
-            except OSError:
-                return proc.poll() is not None
-        wait_for(answers, timeout=120)
-        assert proc.poll() is None, proc.communicate()[0]
+        wait_until_serving(port, proc)
         assert "webpdf" not in json.loads(get("/api/nbconvert"))  # not offered: it would need a browser download
         expected = Counter(NUMBER.findall(pdf_text(pdf(project))))
         for name in ("build/exports/ran.ipynb", "report.ipynb"):
