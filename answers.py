@@ -36,9 +36,19 @@ class Md(str):
         return str(self)
 
 
+class Untaken(str):
+    """The mark of a branch this run does not take. Exports read its text and leave the branch out; JupyterLab shows
+    its HTML, which greys the whole cell out (once the notebook has run, when JupyterLab trusts its outputs; before,
+    the mark alone)."""
+
+    def _repr_html_(self) -> str:
+        return ('<span class="tdt4265-untaken"><em>(not in this run)</em></span><style>.jp-MarkdownCell:has('
+                '.tdt4265-untaken) .jp-Cell-inputArea { opacity: 0.4; }</style>')
+
+
 def when(condition: bool) -> str:
     """The start of a branch cell: '' when `condition` holds, else a mark that this run's report leaves it out."""
-    return "" if condition else NOT_THIS_RUN
+    return "" if condition else Untaken(NOT_THIS_RUN)
 
 
 def pct(x: float, digits: int = 2) -> str:

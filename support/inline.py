@@ -83,6 +83,8 @@ def render(book: dict, title_cell: bool = False) -> dict:
         return book
     cells, title = [], None
     for cell in book["cells"]:
+        if "remove-cell" in cell.get("metadata", {}).get("tags", []):  # for JupyterLab only (a note on reading it)
+            continue
         if cell["cell_type"] != "markdown":
             cells.append(cell)
             continue

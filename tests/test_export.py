@@ -127,3 +127,64 @@ def test_jupyter_nbconvert_exports_an_answered_report_with_the_projects_settings
     assert "The gap is 0.60%." in proc.stdout and "Not this one" not in proc.stdout
     assert "gap = " not in proc.stdout and "{eval}" not in proc.stdout
     assert "# The title and its second line" in proc.stdout  # a page prints no title of its own: the cell stays
+
+
+def test_jupyters_latex_export_finds_the_wheels_pandoc_with_none_on_the_path(tmp_path):
+    """`jupyter nbconvert --to latex` (the first half of --to pdf) in the environment, with a PATH that holds its
+    interpreter alone: no system pandoc. The project's settings put the pypandoc-binary wheel's pandoc first."""
+    nb = new_notebook(cells=[new_code_cell("x = 1", execution_count=1), answered("A *Markdown* answer: $x^2$.", {})])
+    nbformat.write(nb, tmp_path / "r.ipynb")
+    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(ROOT / "support" / "jupyter"),
+           "PATH": str(Path(sys.executable).parent)}
+    proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "latex", "r.ipynb", "--stdout"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "\\emph{Markdown} answer: \\(x^2\\)" in proc.stdout
+
+
+def test_only_the_exports_that_work_here_are_offered():
+    """File > Save and Export Notebook As lists nbconvert's enabled exporters: not WebPDF (a browser download), nor
+    Qt PDF and PNG (PyQtWebEngine), which gave a 500 page."""
+    from nbconvert.exporters import get_export_names
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("jupyter_nbconvert_config.py", path=str(ROOT / "support" / "jupyter")).load_config()
+    offered = set(get_export_names(config))
+    assert {"pdf", "html", "latex", "markdown"} <= offered and not offered & {"webpdf", "qtpdf", "qtpng"}, offered
+
+
+def test_a_report_that_cannot_be_exported_says_why_in_one_line(tmp_path):
+    """`jupyter nbconvert` on a report whose values are missing (here: not run, and not allowed to run): the line that
+    says what to do, not nbconvert's frames."""
+    nb = new_notebook(cells=[answered("The gap is {eval}`gap`.", {})])
+    nbformat.write(nb, tmp_path / "r.ipynb")
+    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(ROOT / "support" / "jupyter")}
+    proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "markdown", "r.ipynb", "--stdout",
+                           "--RenderAnswers.execute_missing=False"], cwd=tmp_path, capture_output=True, text=True,
+                          env=env, timeout=120)
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("[NbConvertApp]")]
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert errors == ["error: 1 values are missing (first: gap): Run All, save, then export"], proc.stderr
+
+
+def test_an_untaken_branch_is_greyed_out_in_jupyterlab_and_left_out_of_every_export():
+    """when(False) shows in JupyterLab as its HTML (a mark, and a style that greys out the cell that holds it); an
+    export reads its text and drops the branch."""
+    from answers import NOT_THIS_RUN, when
+
+    mark = when(False)
+    assert mark == NOT_THIS_RUN and when(True) == ""
+    assert ".jp-MarkdownCell:has(.tdt4265-untaken)" in mark._repr_html_() and "opacity" in mark._repr_html_()
+    shown = render(book(answered("{eval}`when(False)` Not this one.", {"when(False)": ok(repr(mark))}),
+                        answered("{eval}`when(True)` This one.", {"when(True)": ok(repr(when(True)))})))
+    assert [c["source"] for c in shown["cells"] if c["cell_type"] == "markdown"] == ["This one."]
+
+
+def test_a_note_for_jupyterlab_readers_is_in_the_report_and_left_out_of_its_exports():
+    """The report says, where a student reads it, how an edited value is shown again; no export shows the note."""
+    report = json.loads((ROOT / "report.ipynb").read_text())
+    notes = [c for c in report["cells"] if "remove-cell" in c["metadata"].get("tags", [])]
+    assert len(notes) == 1 and "run its cell twice" in "".join(notes[0]["source"])
+    note = new_markdown_cell("A note.", metadata={"tags": ["remove-cell"]})
+    shown = render(book(answered("# Title", {}), note, answered("The gap is {eval}`gap`.", {"gap": ok("'0.60%'")})))
+    assert [c["source"] for c in shown["cells"] if c["cell_type"] == "markdown"] == ["The gap is 0.60%."]

@@ -161,3 +161,41 @@ def test_the_filter_and_the_check_strip_the_same():
     text = json.dumps(book, indent=1)
     by_filter = subprocess.run([sys.executable, *FILTER_ARGS], input=text, capture_output=True, text=True, check=True)
     assert json.loads(by_filter.stdout) == json.loads(stripped(text)) == json.loads((ROOT / "task3.ipynb").read_text())
+
+
+def test_after_a_save_with_outputs_git_status_shows_the_notebook_unchanged(tmp_path):
+    """JupyterLab saves a run notebook with its outputs; the server's save hook (support/jupyter) stages it when what
+    git would stage is what is staged already, so `git status` lists it unchanged. A real edit stays modified."""
+    import runpy
+    import shutil
+    import subprocess
+    import sys
+
+    from traitlets.config import Config
+
+    from tools.check_notebooks import FILTER_ARGS
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q")
+    shutil.copy(ROOT / ".gitattributes", tmp_path)
+    shutil.copy(ROOT / "task2.ipynb", tmp_path)
+    git("config", "filter.nbstripout.clean", f'"{sys.executable}" ' + " ".join(f'"{a}"' for a in FILTER_ARGS))
+    git("config", "filter.nbstripout.smudge", "cat")
+    git("add", ".")
+    git("-c", "user.name=student", "-c", "user.email=s@example.org", "commit", "-qm", "start")
+    hook = runpy.run_path(str(ROOT / "support" / "jupyter" / "jupyter_server_config.py"),
+                          init_globals={"load_subconfig": lambda path: None, "get_config": Config})
+    book = json.loads((tmp_path / "task2.ipynb").read_text())
+    for cell in book["cells"]:
+        if cell["cell_type"] == "code":
+            cell.update(execution_count=1, outputs=[nbformat.v4.new_output("stream", text="trained\n")])
+    (tmp_path / "task2.ipynb").write_text(json.dumps(book, indent=1))
+    assert git("status", "--short") == " M task2.ipynb\n"  # git's size check, before the filter runs
+    assert hook["refresh_git_index"](str(tmp_path / "task2.ipynb"))
+    assert git("status", "--short") == "" and git("diff", "--cached") == ""
+    book["cells"][2]["source"] = "# an edit of the student's\n" + "".join(book["cells"][2]["source"])
+    (tmp_path / "task2.ipynb").write_text(json.dumps(book, indent=1))
+    assert not hook["refresh_git_index"](str(tmp_path / "task2.ipynb"))
+    assert git("status", "--short") == " M task2.ipynb\n" and git("diff", "--cached") == ""
