@@ -5,9 +5,10 @@
 PYTHON ?= python3
 # NAME=value on the command line (SEED=3, PARAMS="...") reaches make.py as an environment variable: make exports
 # the variables given on its command line, as it does those it took from the environment.
-# make.py beside this Makefile, also for `make -f path/to/Makefile` from another folder (a path without spaces:
-# make splits the list of makefiles at them; then make.py is looked for in the current folder)
-MAKE_PY := $(if $(word 2,$(MAKEFILE_LIST)),make.py,$(dir $(lastword $(MAKEFILE_LIST)))make.py)
+# make.py beside this Makefile, also for `make -f "path/to/Makefile"` from another folder. The only makefile read is
+# this one, so MAKEFILE_LIST is its path, spaces and all (make sees the words between them; the last one ends in
+# Makefile)
+MAKE_PY := $(patsubst %Makefile,%make.py,$(strip $(MAKEFILE_LIST)))
 
 TARGETS := report test submission watch params setup data figures html tex lint lock bench lab clean distclean help \
            check-report

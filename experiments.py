@@ -34,6 +34,7 @@ from utils import (
 )
 
 NAME_OR_INDEX = {"class1", "class2"}
+MAX_SEED = 2**32 - 1  # numpy.random.RandomState's largest seed
 ROOT = Path(__file__).resolve().parent
 
 
@@ -60,20 +61,21 @@ class _Config:
             if not _is_a(value, hint):
                 expected = " or ".join("None" if a is type(None) else a.__name__ for a in typing.get_args(hint) or
                                        (hint,))
-                raise TypeError(f"{type(self).__name__}.{name} must be {expected}, received {value!r}")
+                raise TypeError(f"{type(self).__name__}.{name} must be {expected}, received {shown(value)}")
         if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, received {self.dataset!r}")
+            raise ValueError(f"dataset must be one of {DATASETS}, received {shown(self.dataset)}")
         self._check_ranges()
         if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', received {self.dtype!r}")
+            raise ValueError(f"dtype must be 'float32' or 'float64', received {shown(self.dtype)}")
         names = CLASS_NAMES[self.dataset]
         pair = [getattr(self, name) for name in sorted(NAME_OR_INDEX & {f.name for f in dataclasses.fields(self)})]
         for name, value in zip(sorted(NAME_OR_INDEX), pair):
             if (isinstance(value, str) and value not in names) or (isinstance(value, int) and not 0 <= value < 10):
                 raise ValueError(f"{name} must be a class index 0..9 or one of {names} for {self.dataset}, "
-                                 f"received {value!r}")
+                                 f"received {shown(value)}")
         if len(pair) == 2 and len({names.index(v) if isinstance(v, str) else v for v in pair}) == 1:
-            raise ValueError(f"class1 and class2 must be two different classes, received {pair[0]!r} and {pair[1]!r}")
+            raise ValueError(f"class1 and class2 must be two different classes, received {shown(pair[0])} and "
+                             f"{shown(pair[1])}")
 
     def _check_ranges(self) -> None:
         """ValueError naming the first field outside its range, the value received and the valid range."""
@@ -81,15 +83,15 @@ class _Config:
 
         def need(name: str, ok: bool, valid: str) -> None:
             if not ok:
-                raise ValueError(f"{name} must be {valid}, received {getattr(self, name)!r}")
+                raise ValueError(f"{name} must be {valid}, received {shown(getattr(self, name))}")
 
         need("train_size", 1 <= self.train_size <= most, f"an integer in [1, {most}] for {self.dataset}")
         need("batch_size", 1 <= self.batch_size <= self.train_size, f"an integer in [1, train_size={self.train_size}]")
         need("gradient_check_examples", 1 <= self.gradient_check_examples <= self.train_size,
              f"an integer in [1, train_size={self.train_size}]")
-        for name in ("gradient_check_seed", "shuffle_seed"):
+        for name in ("gradient_check_seed", "shuffle_seed"):  # what numpy's RandomState and default_rng take
             if hasattr(self, name):
-                need(name, getattr(self, name) >= 0, "an integer >= 0")
+                need(name, 0 <= getattr(self, name) <= MAX_SEED, f"an integer in [0, {MAX_SEED}]")
         if hasattr(self, "learning_rate"):
             need("learning_rate", math.isfinite(self.learning_rate) and self.learning_rate > 0, "a finite number > 0")
         for name in ("num_epochs", "num_epochs_early_stopping"):
@@ -135,6 +137,12 @@ class _Config:
         """Whether this run is the course's (every value as COURSE_2022 has it): only then do the official
         solution's numbers compare with it."""
         return not self.changed()
+
+
+def shown(value, most: int = 60) -> str:
+    """repr(value), shortened to about `most` characters (a value echoed in an error message)."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[:most - 20]}...{text[-8:]} ({len(text)} characters)"
 
 
 def _is_a(value, hint) -> bool:

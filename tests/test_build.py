@@ -200,7 +200,7 @@ def test_damaged_results_are_rerun_by_the_build_itself(project, damage):
         (("report",), "task4.lambdas=[]", "error: task4.lambdas must be a non-empty list of different finite numbers"),
         (("report",), "task3.gradient_check_examples=0", "error: task3.gradient_check_examples must be an integer"),
         (("report",), "task4.lambdas=[1, 0.1", "error: PARAMS has an unclosed bracket"),
-        (("report", "SEED=-1"), "", "error: SEED must be an integer >= 0, received '-1'"),
+        (("report", "SEED=-1"), "", "error: SEED must be an integer in [0, 4294967295], received '-1'"),
         (("report", "PDF_ENGINE=word"), "", "error: PDF_ENGINE must be one of auto, latex, typst, received 'word'"),
         (("reprot",), "", "error: unknown target 'reprot'; `python make.py help` lists them"),
     ],

@@ -57,8 +57,17 @@ def test_items_split_at_spaces_outside_brackets_and_quotes():
         ("task4.lambdas=[1, 0.1", "", "", r"PARAMS has an unclosed bracket \(missing '\]'\)"),
         ("task2.class1='Coat", "", "", r"PARAMS has an unclosed '"),
         ("task4.lambdas=[1,,2]", "", "", r"'\[1,,2\]' is not a Python literal"),
-        ("", "x", "", r"SEED must be an integer >= 0, received 'x'"),
-        ("", "-1", "", r"SEED must be an integer >= 0, received '-1'"),
+        ("", "x", "", r"SEED must be an integer in \[0, 4294967295\], received 'x'"),
+        ("", "-1", "", r"SEED must be an integer in \[0, 4294967295\], received '-1'"),
+        # what numpy's generators take, checked before any work (RandomState stops at 2**32 - 1)
+        ("", "4294967296", "", r"SEED must be an integer in \[0, 4294967295\], received '4294967296'"),
+        ("task3.shuffle_seed=99999999999999999999999", "", "",
+         r"task3.shuffle_seed must be an integer in \[0, 4294967295\], received 99999999999999999999999$"),
+        ("task2.gradient_check_seed=-3", "", "", r"gradient_check_seed must be an integer in \[0, 4294967295\]"),
+        # an integer too long for Python to read is called what it is, and not echoed whole
+        ("task3.num_epochs=" + "9" * 5000, "", "", r"^task3.num_epochs: an integer of 5000 digits \(9{12}\.\.\.\): no "
+         "parameter takes one that large"),
+        ("task2.class1=" + "x" * 5000, "", "", r"received 'x{30,40}\.\.\.x+' \(5002 characters\)$"),
         ("", "", "cifar", r"DATASET must be one of mnist, fashion-mnist, synthetic \(empty: mnist\), received 'cifar'"),
     ],
 )

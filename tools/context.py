@@ -47,13 +47,29 @@ def context(variables: dict[str, str]) -> Build:
     dataset = params["task2"]["dataset"]
     default_pdf = ROOT / ("report.pdf" if dataset == "mnist" else f"report-{dataset}.pdf")
     pdf = Path(variables.get("PDF") or default_pdf).resolve()
-    check_output(pdf, "PDF", ".pdf", b"%PDF")
-    return Build(dataset, Path(variables.get("BUILD_DIR") or build_dir(dataset)).resolve(), pdf, params, variables)
+    folder = Path(variables.get("BUILD_DIR") or build_dir(dataset)).resolve()
+    check_output(pdf, "PDF", ".pdf", b"%PDF", folder)
+    return Build(dataset, folder, pdf, params, variables)
 
 
-def check_output(path: Path, name: str, suffix: str, magic: bytes) -> None:
-    """BuildError, before any work, unless `path` can take an output: it ends in `suffix`, is no folder, and is no
-    other file (an existing one must start with `magic`: an earlier output)."""
+# Folders an output must not go into: the build's own (`make clean` removes them), the environment's, the data
+# caches', git's
+OWNED = ("build", ".venv", "data", ".git")
+BUILD_FOLDERS = ("results", "figures", "notebooks", "models", "pdf", ".staging")  # of any build folder
+
+
+def check_output(path: Path, name: str, suffix: str, magic: bytes, folder: Path) -> None:
+    """BuildError, before any work, unless `path` can take an output: it ends in `suffix`, is no folder and no other
+    file (an existing one must start with `magic`: an earlier output), its folder exists, and is none of the folders
+    the build, .venv, the data or git own (`folder` is the build folder)."""
+    owned = [ROOT / name for name in OWNED] + [folder / name for name in BUILD_FOLDERS]
+    inside = next((place for place in owned if path.is_relative_to(place)), None)
+    if inside is not None:
+        raise BuildError(f"{name}={path} lies in {inside}, which the build, .venv, the data or git own (`make clean` "
+                         f"may remove it): give a place outside it, such as {ROOT / path.name}. Nothing was run.")
+    if not path.parent.is_dir():
+        raise BuildError(f"{name}={path}: the folder {path.parent} does not exist; create it first, or give a file "
+                         "in a folder that exists. Nothing was run.")
     if path.suffix.lower() != suffix:
         raise BuildError(f"{name}={path} does not end in {suffix}: give the {suffix} file to write (it may be "
                          "a source, which the build would overwrite). Nothing was run.")

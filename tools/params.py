@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 
-from experiments import TASK_CONFIGS
+from experiments import MAX_SEED, TASK_CONFIGS, shown
 from mnist import DATASETS
 from support.sources import RUN_OPTIONS, notebook_parameters
 from tools.common import ROOT
@@ -24,6 +24,7 @@ from tools.common import ROOT
 # model often confuses, so the curves, early stopping and shuffling have something to show.
 DEFAULT_PAIRS = {"fashion-mnist": ("Pullover", "Coat")}
 CLOSING = {"[": "]", "(": ")", "{": "}"}
+MAX_DIGITS = 30  # an integer parameter longer than this is a typo (seeds stop at 10 digits, 2**32 - 1)
 
 
 class ParameterError(ValueError):
@@ -50,7 +51,7 @@ def split_items(params: str) -> list[str]:
         current.append(char)
     if quote or stack:
         raise ParameterError(f"PARAMS has an unclosed {quote or 'bracket (missing ' + repr(stack[-1]) + ')'}: "
-                             f"received {params!r}")
+                             f"received {shown(params)}")
     if current:
         items.append("".join(current))
     return items
@@ -62,7 +63,8 @@ def parse(params: str, seed: str = "", dataset: str = "") -> dict[str, dict]:
     dataset = dataset.strip()
     if dataset:
         if dataset not in DATASETS:
-            raise ParameterError(f"DATASET must be one of {', '.join(DATASETS)} (empty: mnist), received {dataset!r}")
+            raise ParameterError(f"DATASET must be one of {', '.join(DATASETS)} (empty: mnist), received "
+                                 f"{shown(dataset)}")
         for task in TASK_CONFIGS:
             overrides[task]["dataset"] = dataset
         for name, value in zip(("class1", "class2"), DEFAULT_PAIRS.get(dataset, ())):
@@ -71,8 +73,8 @@ def parse(params: str, seed: str = "", dataset: str = "") -> dict[str, dict]:
             for task in TASK_CONFIGS:
                 overrides[task]["train_size"] = 2000
     if seed.strip():
-        if not seed.strip().isdigit():
-            raise ParameterError(f"SEED must be an integer >= 0, received {seed!r}")
+        if not seed.strip().isdigit() or int(seed.strip()[:MAX_DIGITS + 1]) > MAX_SEED:
+            raise ParameterError(f"SEED must be an integer in [0, {MAX_SEED}], received {shown(seed)}")
         for task in TASK_CONFIGS:
             overrides[task]["shuffle_seed"] = int(seed)
     given: dict[str, str] = {}  # task.name -> the item that set it
@@ -83,13 +85,17 @@ def parse(params: str, seed: str = "", dataset: str = "") -> dict[str, dict]:
         given[key] = item
         task, dot, name = key.partition(".")
         if not sep or not dot:
-            raise ParameterError(f"PARAMS items look like task3.num_epochs=20, received {item!r}")
+            raise ParameterError(f"PARAMS items look like task3.num_epochs=20, received {shown(item)}")
         if task not in TASK_CONFIGS:
             raise ParameterError(f"unknown task {task!r} in {item!r}; the tasks are {', '.join(TASK_CONFIGS)}")
         names = list(notebook_defaults(task))
         if name not in names:
             raise ParameterError(f"{task} has no parameter {name!r}; {task}.ipynb's parameters cell sets "
                                  f"{', '.join(names)}")
+        digits = text.lstrip("+-").replace("_", "")
+        if digits.isdigit() and len(digits) > MAX_DIGITS:
+            raise ParameterError(f"{key}: an integer of {len(digits)} digits ({text[:12]}...): no parameter takes one "
+                                 f"that large; {task}.ipynb's parameters cell lists what each takes")
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
