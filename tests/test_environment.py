@@ -41,3 +41,24 @@ def test_the_supported_pythons_are_the_ones_that_install():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["requires-python"] == ">=3.11"  # numpy 2.4 needs 3.11
     assert sys.version_info >= (3, 11)
+
+
+def test_offline_without_venv_says_once_that_the_network_is_needed(tmp_path):
+    """`make setup` with no .venv and PyPI out of reach (an index on a closed port): no pip retry warnings, one line
+    that says the network is needed once, for .venv, and what else works."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    for name in ("make.py", "tools", "support", "requirements.lock", "pyproject.toml"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, tmp_path / name)
+    env = {**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_CACHE_DIR": "1"}
+    env.pop("TDT4265_MAKE_INNER", None)
+    proc = subprocess.run([sys.executable, "make.py", "setup"], cwd=tmp_path, capture_output=True, text=True, env=env,
+                          timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "Retrying" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "the network is needed this once" in lines[-2], lines
+    assert lines[-1].startswith("error: PyPI could not be reached to install .venv") and "PY=" in lines[-1], lines

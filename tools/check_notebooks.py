@@ -10,6 +10,7 @@ staged (index) version of every tracked notebook; outside git, the files themsel
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,20 +37,24 @@ def stripped(text: str) -> str:
     return nbformat.writes(book) + "\n"
 
 
-def install_filter(python: str) -> bool:
+def install_filter(python: str) -> str | None:
     """Set the nbstripout filter in the checkout's git config (.gitattributes names it for *.ipynb), run by `python`;
-    whether it is set. Nothing to do outside a git checkout or without git."""
-    git = shutil.which("git")
+    None when it is set (or there is no git checkout), else why it could not be (a read-only .git)."""
+    git, config = shutil.which("git"), ROOT / ".git" / "config"
     if git is None or not (ROOT / ".git").exists():
-        return False
+        return None
     quoted = f'"{python}" ' + " ".join(f'"{a}"' if " " in a else a for a in FILTER_ARGS)
     settings = {"filter.nbstripout.clean": quoted, "filter.nbstripout.smudge": "cat",
                 "diff.ipynb.textconv": quoted + " -t"}
     for key, value in settings.items():
         current = subprocess.run([git, "config", "--get", key], cwd=ROOT, capture_output=True, text=True)
-        if current.stdout.strip() != value:
-            subprocess.run([git, "config", key, value], cwd=ROOT, check=True, capture_output=True)
-    return True
+        if current.stdout.strip() == value:
+            continue
+        writable = not config.is_file() or os.access(config, os.W_OK)  # no trying a read-only file system
+        if not writable or subprocess.run([git, "config", key, value], cwd=ROOT, capture_output=True).returncode:
+            return (f"{config} cannot be written (a read-only checkout?): the git filter that keeps outputs out of "
+                    "commits is not set; notebooks you commit from here keep their outputs")
+    return None
 
 
 def committed() -> dict[str, str] | None:

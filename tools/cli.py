@@ -88,11 +88,15 @@ def relaunch(argv: list[str], variables: dict[str, str]) -> int:
     """Run this file again inside .venv (or PY), with the variables in its environment."""
     if variables["PY"]:
         check_interpreter(variables["PY"])
-        python = variables["PY"]
+        python, installed = variables["PY"], False
     else:
-        python = str(ensure_venv())
+        python, installed = ensure_venv()
+        python = str(python)
         point_jupyter()  # its Jupyter exports the report as the report (support/jupyter/)
-    install_filter(python)  # notebooks reach git without outputs (tools/check_notebooks.py)
+    if installed or "setup" in argv:  # set up once: a build has no business in .git/config
+        problem = install_filter(python)  # notebooks reach git without outputs (tools/check_notebooks.py)
+        if problem:
+            say(f"note: {problem}")
     env = {**os.environ, INNER: "1", **{k: v for k, v in variables.items()}}
     command = [python, str(ROOT / "make.py"), *argv]
     if os.name != "nt":

@@ -62,8 +62,9 @@ class DirLock:
         self.handle.close()  # closing releases either kind of lock
 
 
-def ensure_venv() -> Path:
-    """.venv's Python, (re)made when missing, made by another Python, or not matching the lock; one line each."""
+def ensure_venv() -> tuple[Path, bool]:
+    """(.venv's Python, whether it was installed now): (re)made when missing, made by another Python, or not
+    matching the lock; one line each."""
     stamp = VENV / ".installed.json"
     want = {"lock": file_sha256(LOCK_FILE), "python": "{}.{}".format(*sys.version_info[:2])}
     with DirLock(ROOT / ".venv.lock", "another build is preparing .venv; waiting"):
@@ -73,7 +74,7 @@ def ensure_venv() -> Path:
             have = None
         missing = _missing_modules(venv_python()) if have == want and _present(venv_python()) else None
         if missing == []:
-            return venv_python()
+            return venv_python(), False
         force = bool(missing)
         if missing:
             say(f"repairing .venv: {', '.join(missing)} missing (deleted or damaged); reinstalling the lock")
@@ -98,7 +99,8 @@ def ensure_venv() -> Path:
                 raise BuildError(f"'{sys.executable} -m venv' failed ({exc}). On Debian/Ubuntu: apt-get install "
                                  "python3-venv; or run make.py with another Python >= 3.11") from None
         stamp.unlink(missing_ok=True)
-        say(f"installing the locked packages into .venv (requirements.lock, {len(_locked_names())} packages)")
+        say(f"installing the locked packages into .venv (requirements.lock, {len(_locked_names())} packages; from "
+            "PyPI, so the network is needed this once)")
         _pip_install(force)
         _remove_unlocked()
         missing = _missing_modules(venv_python())
@@ -110,7 +112,7 @@ def ensure_venv() -> Path:
             raise BuildError(f"{VENV} is still missing {', '.join(missing or ['packages'])} "
                              "after a fresh install: remove .venv and run again")
         stamp.write_text(json.dumps(want))
-    return venv_python()
+    return venv_python(), True
 
 
 JUPYTER_SHIM = ("# written by make setup: this environment's Jupyter exports report.ipynb as the report\n"
@@ -146,14 +148,26 @@ def _present(path: Path) -> bool:
 
 
 def _pip_install(force: bool) -> None:
-    """Install the hashed lock into .venv (every package again with `force`)."""
+    """Install the hashed lock into .venv (every package again with `force`); BuildError in one line when PyPI cannot
+    be reached, else with pip's own error lines."""
     proc = subprocess.run([str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                           "--require-hashes", "--no-deps", *(["--force-reinstall"] if force else []),
-                           "-r", str(LOCK_FILE)], stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    if proc.returncode:
-        say(proc.stdout[-3000:] + proc.stderr[-3000:])
-        raise BuildError("installing requirements.lock into .venv failed (pip's words above); the next run tries "
-                         "again, or remove .venv to start afresh")
+                           "--retries", "1", "--timeout", "30", "--require-hashes", "--no-deps",
+                           *(["--force-reinstall"] if force else []), "-r", str(LOCK_FILE)],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if not proc.returncode:
+        return
+    if any(sign in proc.stderr for sign in OFFLINE):
+        raise BuildError("PyPI could not be reached to install .venv (requirements.lock): connect to the network and "
+                         "run this again (once .venv is made the build needs no network, but for the data), or give "
+                         "PY=<a Python that has requirements.txt installed>")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")] or proc.stderr.splitlines()[-10:]
+    raise BuildError("installing requirements.lock into .venv failed:\n  " + "\n  ".join(errors[:10]) +
+                     "\nthe next run tries again; or remove .venv to start afresh")
+
+
+# what pip says when it cannot reach the index (no network, a proxy, DNS)
+OFFLINE = ("NewConnectionError", "Failed to establish a new connection", "Temporary failure in name resolution",
+           "Name or service not known", "ConnectTimeoutError", "ProxyError", "Network is unreachable")
 
 
 KEPT_UNLOCKED = {"pip", "setuptools", "wheel"}  # venv's own
