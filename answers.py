@@ -87,8 +87,9 @@ def epochs_text(params: dict) -> str:
 def load_answers() -> tuple[Data, Task2, Task3, Task4]:
     """The answers to the task notebooks' last runs: their results files (build/results/, or where the build says),
     each checked; ResultsError naming the notebook to run when one is missing, outdated or not what was asked for."""
-    folder, keys = handoff.report_inputs()
-    results = {task: load_results(task, results_dir=folder, expected_key=keys.get(task))
+    folder, keys, parameters = handoff.report_inputs()
+    results = {task: load_results(task, results_dir=folder, expected_key=keys.get(task),
+                                  expected_parameters=parameters.get(task))
                for task in ("task2", "task3", "task4")}
     figures = folder.parent / "figures"
     return (Data(results), Task2(results["task2"], figures), Task3(results["task3"], figures),

@@ -28,6 +28,7 @@ SHARED_ENV = "TDT4265_SHARED_DIR"  # set by the build: the build folder, where s
 WAIT_ENV = "TDT4265_WAIT_FOR"  # set by the build: a file that exists while the shared run is still being made
 RESULTS_ENV = "TDT4265_RESULTS_DIR"  # set by the build for the report: the results folder it reads
 KEYS_ENV = "TDT4265_EXPECTED_KEYS"  # and, as JSON, {task: fingerprint key} of the results it asks for
+PARAMETERS_ENV = "TDT4265_EXPECTED_PARAMETERS"  # and {task: the parameters of that key}, to name what differs
 
 
 def build_dir(dataset: str = "mnist") -> Path:
@@ -40,11 +41,13 @@ def out_dir(dataset: str = "mnist") -> Path:
     return Path(os.environ.get(OUT_ENV) or build_dir(dataset))
 
 
-def report_inputs(dataset: str = "mnist") -> tuple[Path, dict[str, str]]:
-    """(the results folder the report reads, {task: the fingerprint key the build asks for}): the build's, or from
-    Jupyter build/results/ and {} (whatever parameters the task notebooks last ran with)."""
+def report_inputs(dataset: str = "mnist") -> tuple[Path, dict[str, str], dict[str, dict]]:
+    """(the results folder the report reads, {task: the fingerprint key the build asks for}, {task: its
+    parameters}): the build's, or from Jupyter build/results/, {} and {} (whatever parameters the task notebooks last
+    ran with)."""
     folder = os.environ.get(RESULTS_ENV)
-    return (Path(folder) if folder else build_dir(dataset) / "results"), json.loads(os.environ.get(KEYS_ENV) or "{}")
+    asked = [json.loads(os.environ.get(name) or "{}") for name in (KEYS_ENV, PARAMETERS_ENV)]
+    return (Path(folder) if folder else build_dir(dataset) / "results"), *asked
 
 
 def share_run(name: str, arrays: dict[str, np.ndarray], meta: dict, settings: dict, made_by: str | Path) -> Path:

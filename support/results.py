@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +25,17 @@ REMEDY = "`make report` (or `python make.py report`) runs it again"
 
 
 class ResultsError(RuntimeError):
-    """A results file is missing, partial, altered or not the one asked for: the named notebook must be rerun."""
+    """A results file is missing, partial, altered or not the one asked for: the named notebook must be rerun. The
+    message is the problem, then the remedy (`problem: taskN.ipynb must run again: ...`)."""
+
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows it in a notebook: the message, which says what to do, without the frames."""
+        return [f"{type(self).__name__}: {self}"]
+
+
+def problem_of(message: str) -> str:
+    """A ResultsError's message without its remedy: what a build says of results it runs again itself."""
+    return re.sub(r": \w+\.ipynb must run again: .*", "", message, flags=re.S)
 
 
 def _plain(value):
@@ -146,7 +157,8 @@ _VERIFIED: set[tuple] = set()  # (path, inode, mtime, size, digest) of the resul
 
 
 def load_results(task: str, required: tuple[str, ...] = (), results_dir: str | Path = RESULTS_DIR,
-                 sources_dir: str | Path = SOURCES_DIR, expected_key: str | None = None) -> dict:
+                 sources_dir: str | Path = SOURCES_DIR, expected_key: str | None = None,
+                 expected_parameters: dict | None = None) -> dict:
     """The record saved by `task`.ipynb; ResultsError naming the notebook to rerun if it is unusable.
 
     Unusable: missing, not complete JSON, another schema, altered after it was written, lacking a `required`
@@ -164,8 +176,11 @@ def load_results(task: str, required: tuple[str, ...] = (), results_dir: str | P
     if changed:
         raise ResultsError(f"{path} is outdated: its {', '.join(changed)} changed since it was written: {remedy}")
     if expected_key is not None and record["fingerprint"]["key"] != expected_key:
-        raise ResultsError(f"{path} was made with other parameters than this build asks for "
-                           f"(a run from Jupyter, or another make report): {remedy}")
+        made = record["parameters"]
+        differ = ", ".join(f"{name} = {json.dumps(made.get(name))} where it asks for {json.dumps(value)}"
+                           for name, value in (expected_parameters or {}).items() if made.get(name) != value)
+        raise ResultsError(f"{path} holds a run made with other parameters than this build asks for "
+                           f"({differ or 'the same values, of another key'}; a run from Jupyter?): {remedy}")
     figures_dir = Path(results_dir).parent / "figures"
     for name, digest in record["figures"].items():
         if not (figures_dir / name).exists() or sha256_bytes((figures_dir / name).read_bytes()) != digest:

@@ -10,14 +10,44 @@ from __future__ import annotations
 import ast
 import json
 import re
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+REREAD_WAITS = (0.1, 0.3, 0.6)  # seconds before each new read of a notebook that does not parse
+
+
+class NotebookError(ValueError):
+    """A notebook file that does not parse as a notebook, read several times over a second."""
+
+
+def read_notebook(path: str | Path) -> dict:
+    """A notebook's JSON. A file that does not parse, as a save caught half-written looks (`cp` and many editors
+    write in place), is read again after a short wait, a few times; NotebookError naming it if it still does not."""
+    for wait in REREAD_WAITS:
+        try:
+            return _parse_notebook(Path(path))
+        except NotebookError:
+            time.sleep(wait)
+    return _parse_notebook(Path(path))
+
+
+def _parse_notebook(path: Path) -> dict:
+    try:
+        book = json.loads(path.read_bytes().decode("utf-8"))
+        problem = None if isinstance(book, dict) and isinstance(book.get("cells"), list) else "no list of cells"
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        problem = str(exc) if len(str(exc)) <= 80 else str(exc)[:77] + "..."
+    if problem:
+        raise NotebookError(f"{path.name} does not read as a notebook ({problem}): a save caught half-way, or a "
+                            f"damaged file? Save it again from Jupyter (or `git checkout {path.name}` to take back the "
+                            "committed one)")
+    return book
 
 
 def notebook_code(path: str | Path, skip_tags: frozenset[str] = frozenset()) -> list[str]:
     """The sources of a notebook's code cells, in order, leaving out cells tagged with any of `skip_tags`."""
-    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    cells = read_notebook(path)["cells"]
     return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells
             if c["cell_type"] == "code" and not skip_tags & set(c.get("metadata", {}).get("tags", []))]
 
@@ -92,8 +122,7 @@ def notebook_parameters(path: str | Path) -> dict:
     """{name: value} of the assignments in a notebook's cell tagged "parameters" (the notebook's defaults, as
     papermill reads them); ValueError naming the line when a value is not a literal (a number, string, list, None)."""
     path = Path(path)
-    cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
-             if "parameters" in c.get("metadata", {}).get("tags", [])]
+    cells = [c for c in read_notebook(path)["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
         raise ValueError(f"{path.name} needs exactly one cell tagged 'parameters', it has {len(cells)}")
     source = "".join(cells[0]["source"])

@@ -108,6 +108,11 @@ def test_results_a_jupyter_run_writes_during_a_build_never_reach_its_pdf(project
     assert proc.returncode in (0, 1) and "Traceback" not in output, output
     if proc.returncode == 0:  # the build saw it, ran Task 2 again with seed 1, and then made the PDF
         assert "task2.ipynb ran" in output, output
+        said = [line for line in output.splitlines() if "so this build runs again" in line]
+        assert len(said) == 1 and "task2.json holds a run made with other parameters" in said[0], output
+        assert "(shuffle_seed = 0 where it asks for 1; a run from Jupyter?)" in said[0], output
+        assert said[0].endswith("so this build runs again the task notebooks whose results are not its own, then "
+                                "the report"), output
         assert json.loads(results.read_text())["fingerprint"]["key"] == seed1_key
         assert "seeded with 1" in " ".join(pdf_text(pdf(project)).split())
     else:
@@ -177,15 +182,18 @@ def test_make_lab_starts_as_root_with_lab_args_and_stops_at_ctrl_c(project):
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_a_notebook_saved_with_outputs_reaches_git_without_them(project, tmp_path):
-    """make setup (any target) defines the filter; a notebook saved by JupyterLab with outputs is staged without them,
-    and make lint checks what is staged."""
+    """make setup defines the filter (the first build does too, when it makes .venv); a notebook saved by JupyterLab
+    with outputs is staged without them, and make lint checks what is staged."""
     clone = tmp_path / "a clone"
     shutil.copytree(project, clone, ignore=shutil.ignore_patterns("build", "*.pdf", ".venv"))
     git = ["git", "-c", "user.email=s@example.com", "-c", "user.name=student"]
     subprocess.run([*git, "init", "-q"], cwd=clone, check=True)
     subprocess.run([*git, "add", "-A"], cwd=clone, check=True)
     subprocess.run([*git, "commit", "-qm", "start"], cwd=clone, check=True)
-    assert make(clone, "params")[0] == 0  # any target sets the filter up
+    assert make(clone, "params")[0] == 0
+    config = subprocess.run(["git", "config", "--get", "filter.nbstripout.clean"], cwd=clone, capture_output=True)
+    assert config.stdout == b"", "a target that is no setup wrote .git/config"
+    assert make(clone, "setup")[0] == 0
     path = clone / "task3.ipynb"
     book = json.loads(path.read_text())
     for cell in book["cells"]:

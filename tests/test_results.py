@@ -95,8 +95,9 @@ def test_results_of_other_code_or_other_parameters_are_refused(tmp_path, sources
     key = fingerprint("task2", {"num_epochs": 5}, sources)["key"]
     load_results("task2", ("runs",), tmp_path, sources, expected_key=key)
     other = fingerprint("task2", {"num_epochs": 50}, sources)["key"]
-    with pytest.raises(ResultsError, match=r"made with other parameters than this build asks for"):
-        load_results("task2", ("runs",), tmp_path, sources, expected_key=other)
+    with pytest.raises(ResultsError, match=r"made with other parameters than this build asks for \(num_epochs = 5 "
+                                           r"where it asks for 50; a run from Jupyter\?\): task2.ipynb must run again"):
+        load_results("task2", ("runs",), tmp_path, sources, expected_key=other, expected_parameters={"num_epochs": 50})
     (sources / "trainer.py").write_text("# edited")
     with pytest.raises(ResultsError, match=r"task2.json is outdated: its modules changed since it was written"):
         load_results("task2", ("runs",), tmp_path, sources)
@@ -169,3 +170,22 @@ def test_files_get_the_umasks_mode(tmp_path, umask):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_notebook_caught_half_written_is_read_again_and_else_named_in_one_line(tmp_path):
+    """A save written in place (`cp`, many editors) can be caught with half its bytes: read again after a short wait;
+    a file that stays broken is named, with what to do."""
+    import threading
+
+    from support.sources import NotebookError, read_notebook
+
+    whole = (ROOT / "task3.ipynb").read_bytes()
+    path = tmp_path / "task3.ipynb"
+    path.write_bytes(whole[:2000])
+    threading.Timer(0.2, path.write_bytes, (whole,)).start()  # the save completes
+    assert read_notebook(path) == json.loads(whole)
+    for broken in (whole[:2000], b"", b'{"no": "cells"}'):
+        path.write_bytes(broken)
+        with pytest.raises(NotebookError, match=r"^task3.ipynb does not read as a notebook \(.*\): a save caught "
+                                                r"half-way, or a damaged file\? Save it again"):
+            read_notebook(path)

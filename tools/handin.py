@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 from support.fileio import atomic_write
+from support.sources import read_notebook
 from tools.check_notebooks import stripped
 from tools.common import ROOT, BuildError
 from tools.context import Build
@@ -38,7 +40,7 @@ def write_handin(build: Build) -> None:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for name in handin_files():
-                data = (stripped((ROOT / name).read_text(encoding="utf-8")).encode() if name.endswith(".ipynb")
+                data = (stripped(json.dumps(read_notebook(ROOT / name))).encode() if name.endswith(".ipynb")
                         else (ROOT / name).read_bytes())  # notebooks as git stages them
                 archive.writestr(zipfile.ZipInfo(name, ZIP_TIME), data, zipfile.ZIP_DEFLATED)
         changed = changed_since_report(build)  # an edit while the zip was written

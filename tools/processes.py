@@ -17,6 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from support.sources import read_notebook
 from tools.common import ROOT, BuildError, say
 from tools.context import Build
 
@@ -148,9 +149,10 @@ class NotebookRun:
 
 
 def run_notebook(source: Path, out: Path, parameters: dict, env: dict | None = None) -> str:
-    """Execute `source` into `out` with `parameters` (its kernel in `env`); its output. BuildError showing the
-    failing cell."""
-    return NotebookRun(source, out, env).run(parameters)
+    """Execute `source`, as read now, into `out` with `parameters` (its kernel in `env`); its output. BuildError
+    showing the failing cell."""
+    book = read_notebook(source)
+    return NotebookRun(source, out, env).run(parameters, notebook=book)
 
 
 def timed(label: str, started: float) -> None:

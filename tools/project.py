@@ -1,5 +1,5 @@
 """What the build knows, read from pyproject.toml's [tool.tdt4265]: the tasks, the report, its headings, the
-hand-in's files, what `make watch` watches. Standard library only: CI's checks read it too
+hand-in's files, what `make watch` watches. Standard library only (support/sources.py too): CI's checks read it
 (`python3 -m tools.project headings`)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import tomllib
 
+from support.sources import project_modules
 from tools.common import ROOT
 
 _KNOWN = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["tdt4265"]
@@ -31,8 +32,11 @@ def notebooks() -> list[str]:
 
 
 def handin_files() -> list[str]:
-    """The hand-in's files."""
-    return sorted({*files(HANDIN), *(name for name in notebooks() if (ROOT / name).is_file())})
+    """The hand-in's files: HANDIN's, the build's notebooks, and every project module they import at any depth, as
+    the fingerprints count them (a package of the student's own too)."""
+    books = [name for name in notebooks() if (ROOT / name).is_file()]
+    modules = project_modules(*(ROOT / name for name in books), root=ROOT)
+    return sorted({*files(HANDIN), *books, *(path.relative_to(ROOT).as_posix() for path in modules)})
 
 
 def left_out() -> list[str]:

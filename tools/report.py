@@ -12,8 +12,8 @@ from pathlib import Path
 from support import handoff
 from support.fileio import write_file
 from support.inline import expressions, store, stored
-from support.results import ResultsError, modules_digest, read_results, sha256_json, versions
-from support.sources import project_modules
+from support.results import ResultsError, modules_digest, problem_of, read_results, sha256_json, versions
+from support.sources import project_modules, read_notebook
 from tools.common import ROOT, BuildError, file_sha256
 from tools.context import Build
 from tools.processes import NotebookRun, publish, staging_dir, timed
@@ -27,7 +27,7 @@ class ResultsChanged(BuildError):
 
 def read_source() -> dict:
     """report.ipynb as it is now: read once per step, so that what runs is what the fingerprints describe."""
-    return json.loads((ROOT / REPORT).read_text(encoding="utf-8"))
+    return read_notebook(ROOT / REPORT)
 
 
 def report_fingerprints(build: Build, keys: dict[str, str], source: dict) -> dict[str, str]:
@@ -128,7 +128,8 @@ def start_report_run(build: Build, stale: dict[str, str]) -> tuple[NotebookRun |
 
 def report_run(build: Build, keys: dict[str, str]) -> NotebookRun:
     """The report's runner, its kernel told where the results are and which it asks for (support/handoff.py)."""
-    env = {**os.environ, handoff.RESULTS_ENV: str(build.dir / "results"), handoff.KEYS_ENV: json.dumps(keys)}
+    env = {**os.environ, handoff.RESULTS_ENV: str(build.dir / "results"), handoff.KEYS_ENV: json.dumps(keys),
+           handoff.PARAMETERS_ENV: json.dumps(build.params)}
     return NotebookRun(ROOT / REPORT, staging_dir(build, "report") / "report.ipynb", env=env)
 
 
@@ -156,7 +157,7 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
                 run.run({}, notebook=source)
             except BuildError as exc:
                 if "ResultsError" in str(exc):  # the report refused what it read: written since the tasks ran
-                    raise ResultsChanged(str(exc).splitlines()[-1].partition("ResultsError: ")[2]) from None
+                    raise ResultsChanged(problem_of(str(exc).splitlines()[-1].partition("ResultsError: ")[2])) from None
                 raise
             out = run.out
             book = json.loads(out.read_text())
@@ -189,7 +190,7 @@ def counted(path: Path, book: dict | None = None) -> str:
     outputs, metadata or Markdown), the report's cells and title (its prose is the PDF's), a module's bytes."""
     if path.suffix != ".ipynb":
         return file_sha256(path)
-    book = book if book is not None else json.loads(path.read_text(encoding="utf-8"))
+    book = book if book is not None else read_notebook(path)
     cells = [(c["cell_type"], "".join(c["source"])) for c in book["cells"]
              if path.name == REPORT or c["cell_type"] == "code"]
     return sha256_json({"title": book.get("metadata", {}).get("title"), "cells": cells})

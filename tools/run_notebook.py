@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from support.fileio import atomic_write  # noqa: E402
 from support.inline import ExpressionError, evaluate  # noqa: E402
+from support.sources import NotebookError, read_notebook  # noqa: E402
 from tools.common import STOP_SIGNALS  # noqa: E402
 
 
@@ -100,7 +101,6 @@ async def read_message(source: str, gone) -> dict:
 async def execute(source: Path, parameters: str):
     """The notebook at `source` (or the one the build sends) executed with the `parameters` (a file, or "-");
     CellFailed at a failing cell."""
-    nb = nbformat.read(source, as_version=4)
     async with contextlib.AsyncExitStack() as stack:
         # nbclient's own handler of Ctrl-C only stops the kernel, which leaves a runner waiting for its parameters
         # waiting: cancel the run instead (the kernel stops on the way out). Windows' loop has no signal handlers:
@@ -115,13 +115,15 @@ async def execute(source: Path, parameters: str):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 asyncio.get_running_loop().add_signal_handler(getattr(signal, name), interrupt)
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="nbrun-", ignore_cleanup_errors=True))
-        client = NotebookClient(nb, kernel_name="python3", timeout=None, shutdown_kernel="immediate",
-                                resources={"metadata": {"path": str(ROOT)}}, config=kernel_config(Path(folder)))
+        client = NotebookClient(nbformat.v4.new_notebook(), kernel_name="python3", timeout=None,
+                                shutdown_kernel="immediate", resources={"metadata": {"path": str(ROOT)}},
+                                config=kernel_config(Path(folder)))
         await start_kernel(client, stack, last_resort=kernel_config(Path(folder), tcp=True))
         info = await client.async_wait_for_reply(await ensure_async(client.kc.kernel_info()))
         message = await read_message(parameters, gone=interrupt)
-        if "notebook" in message:  # the bytes the build fingerprinted, whatever the file holds by now
-            nb = client.nb = nbformat.reads(json.dumps(message["notebook"]), as_version=4)
+        # the notebook as the build read and fingerprinted it, whatever the file holds by now; else the file
+        book = message.get("notebook") or read_notebook(source)
+        nb = client.nb = nbformat.reads(json.dumps(book), as_version=4)
         nb.metadata["language_info"] = info["content"]["language_info"]
         inject_parameters(nb, message["parameters"])
         for index, cell in enumerate(nb.cells):
@@ -199,6 +201,9 @@ def main(argv: list[str]) -> int:
         return 1
     except NoParameters:
         print(f"{source.name}: no parameters came (the build stopped); not run", file=sys.stderr)
+        return 1
+    except NotebookError as exc:
+        print(exc, file=sys.stderr)
         return 1
     try:
         atomic_write(out, nbformat.writes(nb).encode())

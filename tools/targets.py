@@ -22,6 +22,7 @@ from pathlib import Path
 from jupyter_core.paths import jupyter_runtime_dir
 
 from experiments import TASK_CONFIGS
+from support.sources import NotebookError
 from tools.checks import target_check_report
 from tools.common import ROOT, STOP_SIGNALS, BuildError, file_sha256, os_error, say
 from tools.context import Build, context
@@ -62,12 +63,12 @@ def figures_and_report(build: Build, warm_up: str | None = None) -> Path:
     try:
         return step_report(build, keys, ahead)
     except ResultsChanged as exc:  # a run from Jupyter replaced results between the tasks and the report
-        say(f"{exc}\nthe build runs the task notebooks whose results are not its own again, then the report")
+        say(f"{exc}: so this build runs again the task notebooks whose results are not its own, then the report")
     try:
         return step_report(build, step_figures(build))
     except ResultsChanged as exc:
-        raise BuildError(f"{exc}\nResults keep changing while this build runs (a task notebook running in Jupyter?): "
-                         "let it finish, then run make report again. No PDF was made of them.") from None
+        raise BuildError(f"results keep changing while this build runs, lastly {exc}: let the task notebook running "
+                         "in Jupyter finish, then run make report again. No PDF was made of them.") from None
 
 
 def target_report(build: Build) -> None:
@@ -90,20 +91,29 @@ def target_html(build: Build) -> None:
 
 
 def target_watch(build: Build) -> None:
-    """Rebuild the PDF whenever a notebook or a module is saved with new content; Ctrl-C stops."""
+    """Rebuild the PDF whenever a notebook or a module is saved with new content; Ctrl-C stops. Each rebuild reads
+    the parameters again (a parameters cell may have changed); a failed one is said in one line, and watching goes
+    on."""
     seen = None
     print(f"watching the notebooks and modules of {ROOT}; Ctrl-C stops")
     while True:
-        now = {name: file_sha256(ROOT / name) for name in files(WATCH)}
+        now = {name: _digest(ROOT / name) for name in files(WATCH)}
         if now != seen:
             if seen is not None:
                 print("changed: " + ", ".join(sorted(n for n in now if now.get(n) != seen.get(n))), flush=True)
             try:
-                target_report(build)
-            except BuildError as exc:
+                target_report(context(build.variables))
+            except (BuildError, NotebookError) as exc:
                 say(f"error: {exc}\nwatching for the next save")
             seen = now
         time.sleep(1.0)
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:  # gone between the listing and the read: a save by rename, caught half-way
+        return None
 
 
 def target_figures(build: Build) -> None:
@@ -195,5 +205,7 @@ def run(targets: list[str], variables: dict[str, str]) -> int:
         return 130
     except OSError as exc:
         raise os_error(exc) from None
+    except NotebookError as exc:
+        raise BuildError(str(exc)) from None
     return 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from support import fetch
 from support.handoff import OUT_ENV, SHARED_ENV, WAIT_ENV
-from support.results import ResultsError, fingerprint, load_results, read_results
+from support.results import ResultsError, fingerprint, load_results, problem_of, read_results
 from tools.common import ROOT, BuildError, say
 from tools.context import Build
 from tools.processes import STOP, apt_install, can_apt, publish, run_notebook, staging_dir, timed
@@ -42,10 +42,11 @@ def step_data(build: Build) -> None:
 def stale_reason(build: Build, task: str) -> str | None:
     """Why `task`'s results must be made again; None when they already carry this build's fingerprint."""
     try:
-        load_results(task, results_dir=build.dir / "results", expected_key=fingerprint(task, build.params[task])["key"])
+        load_results(task, results_dir=build.dir / "results", expected_key=fingerprint(task, build.params[task])["key"],
+                     expected_parameters=build.params[task])
         return None
     except ResultsError as exc:
-        return str(exc).split(": ")[0] if "missing" not in str(exc) else "no results yet"
+        return problem_of(str(exc)) if "missing" not in str(exc) else "no results yet"
 
 
 def step_task(build: Build, task: str, reason: str, wait_for: Path | None = None) -> list[str]:
