@@ -57,6 +57,20 @@ def install_filter(python: str) -> str | None:
     return None
 
 
+def filter_missing() -> str | None:
+    """Why notebooks would reach git with their outputs here (a checkout whose filter is not set: .venv was made
+    without git on PATH, or by PY=), else None; reads .git/config, never writes it. Nothing when it cannot be
+    written (a read-only checkout: make setup says so)."""
+    git, config = shutil.which("git"), ROOT / ".git" / "config"
+    if git is None or not (ROOT / ".git").exists() or (config.is_file() and not os.access(config, os.W_OK)):
+        return None
+    current = subprocess.run([git, "config", "--get", "filter.nbstripout.clean"], cwd=ROOT, capture_output=True)
+    if current.returncode == 0 and current.stdout.strip():
+        return None
+    return ("the git filter that keeps outputs out of commits is not set in this checkout: `make setup` (or `python "
+            "make.py setup`) sets it")
+
+
 def committed() -> dict[str, str] | None:
     """{notebook: its staged text} of the tracked notebooks; None outside a git checkout."""
     git = shutil.which("git")

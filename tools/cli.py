@@ -11,7 +11,7 @@ import signal
 import subprocess
 import traceback
 
-from tools.check_notebooks import install_filter
+from tools.check_notebooks import filter_missing, install_filter
 from tools.common import ROOT, STOP_SIGNALS, BuildError, os_error, say
 from tools.venv import DirLock, check_interpreter, ensure_venv, point_jupyter
 
@@ -95,8 +95,10 @@ def relaunch(argv: list[str], variables: dict[str, str]) -> int:
         point_jupyter()  # its Jupyter exports the report as the report (support/jupyter/)
     if installed or "setup" in argv:  # set up once: a build has no business in .git/config
         problem = install_filter(python)  # notebooks reach git without outputs (tools/check_notebooks.py)
-        if problem:
-            say(f"note: {problem}")
+    else:
+        problem = filter_missing()
+    if problem:
+        say(f"note: {problem}")
     env = {**os.environ, INNER: "1", **{k: v for k, v in variables.items()}}
     command = [python, str(ROOT / "make.py"), *argv]
     if os.name != "nt":

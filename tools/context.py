@@ -65,8 +65,9 @@ def check_output(path: Path, name: str, suffix: str, magic: bytes, folder: Path)
     owned = [ROOT / name for name in OWNED] + [folder / name for name in BUILD_FOLDERS]
     inside = next((place for place in owned if path.is_relative_to(place)), None)
     if inside is not None:
-        raise BuildError(f"{name}={path} lies in {inside}, which the build, .venv, the data or git own (`make clean` "
-                         f"may remove it): give a place outside it, such as {ROOT / path.name}. Nothing was run.")
+        raise BuildError(f"{name}={path} lies in {inside}, a folder that the build, .venv, the data caches or git keep "
+                         f"for themselves (make clean or distclean empties it): give a place outside it, such as "
+                         f"{ROOT / path.name}. Nothing was run.")
     if not path.parent.is_dir():
         raise BuildError(f"{name}={path}: the folder {path.parent} does not exist; create it first, or give a file "
                          "in a folder that exists. Nothing was run.")
