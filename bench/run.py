@@ -25,7 +25,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from reference import train_reference  # noqa: E402
 
 from experiments import Task2Config, Task3Config  # noqa: E402
-from tools.project import handin_files  # noqa: E402
+from support.project import handin_files  # noqa: E402
 from trainer import train  # noqa: E402
 from utils import BinaryModel, SoftmaxModel, load_binary_dataset, load_full_mnist, pre_process_images  # noqa: E402
 

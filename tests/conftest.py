@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from tools.project import handin_files
+from support.project import handin_files
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = " ".join([

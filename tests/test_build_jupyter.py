@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import SMOKE, STRIPPED, build_dir, edit_cell, make, pdf, pdf_text, staged, tempfile_dir, wait_for
 
-from tools.project import HEADINGS
+from support.project import HEADINGS
 
 pytestmark = pytest.mark.notebooks
 

@@ -3,8 +3,8 @@
 import ast
 from pathlib import Path
 
+from support.project import HANDIN, files
 from support.sources import imported_names, module_file
-from tools.project import HANDIN, files
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = [ROOT / name for name in files(HANDIN) if name.endswith(".py") and not name.startswith(("tests/", "bench/"))]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from mnist import DATASET_NAMES
+from support.project import TASKS
 from support.results import ResultsError, figure_ranges, read_results
 from tools.common import BuildError, file_sha256
 from tools.context import Build
 from tools.pdf import check_pdf, pdf_state
-from tools.project import TASKS
 from tools.tasks import expected_keys
 
 MAX_CLIPPED = 0.05  # the share of a figure's points its y-range may leave out

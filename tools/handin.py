@@ -7,12 +7,12 @@ import json
 import zipfile
 
 from support.fileio import atomic_write
+from support.project import handin_files, left_out
 from support.sources import read_notebook
 from tools.check_notebooks import stripped
 from tools.common import ROOT, BuildError
 from tools.context import Build
 from tools.processes import build_lock
-from tools.project import handin_files, left_out
 from tools.report import counted, recorded
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed: the same sources give the same zip

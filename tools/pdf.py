@@ -15,13 +15,13 @@ import pypandoc
 
 from support.fileio import atomic_write, write_file
 from support.inline import ExpressionError, render
+from support.project import HEADINGS, MIN_PAGES
 from support.results import sha256_json
 from support.sources import project_modules
 from tools.common import ROOT, BuildError, file_sha256, say
 from tools.context import Build, pdf_epoch
 from tools.latex_route import markdown_as_latex, pngs_as_pdfs
 from tools.processes import apt_install, can_apt, publish, run_command, staging_dir, timed
-from tools.project import HEADINGS, MIN_PAGES
 from tools.report import read_sealed
 from tools.typst_route import export_notebook, notebook_to_pdf_typst
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from support import handoff
 from support.fileio import write_file
 from support.inline import expressions, store, stored
+from support.project import REPORT, notebooks
 from support.results import ResultsError, modules_digest, problem_of, read_results, sha256_json, versions
 from support.sources import project_modules, read_notebook
 from tools.common import ROOT, BuildError, file_sha256
 from tools.context import Build
 from tools.processes import NotebookRun, publish, staging_dir, timed
-from tools.project import REPORT, notebooks
 from tools.tasks import expected_keys
 
 

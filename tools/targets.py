@@ -22,6 +22,7 @@ from pathlib import Path
 from jupyter_core.paths import jupyter_runtime_dir
 
 from experiments import TASK_CONFIGS
+from support.project import JUPYTER_CONFIG, WATCH, files
 from support.sources import NotebookError
 from tools.checks import target_check_report
 from tools.common import ROOT, STOP_SIGNALS, BuildError, file_sha256, os_error, say
@@ -29,7 +30,6 @@ from tools.context import Build, context
 from tools.handin import write_handin
 from tools.pdf import INSTALL_TEX, pandoc_env, step_html, step_pdf, step_tex
 from tools.processes import STOP, build_lock, python
-from tools.project import JUPYTER_CONFIG, WATCH, files
 from tools.report import ResultsChanged, start_report_run, step_report
 from tools.tasks import stale_tasks, step_data, step_figures
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from support import fetch
 from support.handoff import OUT_ENV, SHARED_ENV, WAIT_ENV
+from support.project import TASKS
 from support.results import ResultsError, fingerprint, load_results, problem_of, read_results
 from tools.common import ROOT, BuildError, say
 from tools.context import Build
 from tools.processes import STOP, apt_install, can_apt, publish, run_notebook, staging_dir, timed
-from tools.project import TASKS
 
 
 def step_data(build: Build) -> None:

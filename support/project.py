@@ -1,14 +1,16 @@
-"""What the build knows, read from pyproject.toml's [tool.tdt4265]: the tasks, the report, its headings, the
+"""What the project knows, read from pyproject.toml's [tool.tdt4265]: the tasks, the report, its headings, the
 hand-in's files, what `make watch` watches. Standard library only (support/sources.py too): CI's checks read it
-(`python3 -m tools.project headings`)."""
+(`python3 -m support.project headings`)."""
 
 from __future__ import annotations
 
 import sys
 import tomllib
+from pathlib import Path
 
 from support.sources import project_modules
-from tools.common import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 _KNOWN = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["tdt4265"]
 
@@ -44,5 +46,5 @@ def left_out() -> list[str]:
     return [name for name in files(("*.ipynb",)) if name not in notebooks()]
 
 
-if __name__ == "__main__":  # `python3 -m tools.project headings` (one per line), or `min_pages`
+if __name__ == "__main__":  # `python3 -m support.project headings` (one per line), or `min_pages`
     print({"headings": "\n".join(HEADINGS), "min_pages": MIN_PAGES}[sys.argv[1]])
