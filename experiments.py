@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from mnist import CLASS_NAMES, DATASETS, NUM_TRAIN
-from support import handoff
+from support import fetch, handoff
 from support.progress import Bar, counted
 from support.sources import notebook_parameters
 from trainer import TrainResult, train
@@ -241,6 +241,7 @@ def run_task2(cfg: Task2Config, progress: bool = False) -> dict:
     """2a gradient check; 2b/2c 50 epochs; 2d 500 epochs with early stopping; 2e the same with shuffling."""
     names = CLASS_NAMES[cfg.dataset]
     class1, class2 = (names.index(c) if isinstance(c, str) else c for c in (cfg.class1, cfg.class2))
+    fetch.ensure(cfg.dataset)
     X_raw, Y_train, X_val_raw, Y_val = load_binary_dataset(class1, class2, train_size=cfg.train_size,
                                                            dataset=cfg.dataset)
     n = cfg.gradient_check_examples
@@ -270,6 +271,7 @@ def run_task2(cfg: Task2Config, progress: bool = False) -> dict:
 
 
 def _softmax_data(cfg: _Config):
+    fetch.ensure(cfg.dataset)
     X_raw, Y_train, X_val_raw, Y_val = load_full_mnist(train_size=cfg.train_size, dataset=cfg.dataset)
     Y_train, Y_val = Y_train[:, 0], Y_val[:, 0]  # labels (N,): the loss picks each row's probability without one-hot
     return X_raw, X_val_raw, (pre_process_images(X_raw, cfg.dtype), Y_train, pre_process_images(X_val_raw, cfg.dtype),

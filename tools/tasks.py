@@ -25,13 +25,10 @@ def step_data(build: Build) -> None:
     if build.dataset == "fashion-mnist" and not fetch.FASHION_DEBIAN_DIR.exists() and can_apt(build):
         with contextlib.suppress(BuildError):
             apt_install("dataset-fashion-mnist")
+    if build.dataset == "synthetic":
+        return
     try:
-        if build.dataset == "mnist":
-            cache, source = fetch.fetch_mnist()
-        elif build.dataset == "fashion-mnist":
-            cache, source, _ = fetch.fetch_fashion_mnist()
-        else:
-            return
+        cache, source = fetch.fetch(build.dataset)
     except fetch.MnistError as exc:
         raise BuildError(str(exc)) from None
     if not source.startswith("cache"):
