@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import threadpoolctl
 
 from mnist import CLASS_NAMES, DATASETS, NUM_TRAIN
 from support import fetch, handoff
+from support.engine import FastEngine
 from support.progress import Bar, counted
 from support.sources import notebook_parameters
 from trainer import TrainResult, train
@@ -229,6 +231,14 @@ def shuffle_rng(cfg: _Config, seed: int | None = None) -> np.random.RandomState 
     return np.random.RandomState(seed) if cfg.shuffle_order == "course" else np.random.default_rng(seed)
 
 
+def fit(model: LinearModel, *data, progress: str | None = None, **settings) -> TrainResult:
+    """trainer.train with the fast engine (support/engine.py), BLAS on one thread (the checks' threads use the
+    cores; no bit of a result depends on their number), and a progress bar named `progress` (None: none)."""
+    bar = (lambda total: Bar(progress, total)) if progress else None
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        return train(model, *data, engine=FastEngine, progress=bar, **settings)
+
+
 def _gradient_check(model: LinearModel, X_raw: np.ndarray, targets: np.ndarray, seed: int) -> dict:
     """Centred-difference check at random weights N(0, 1) on the first images, in float64."""
     model.w = np.random.default_rng(seed).normal(size=model.w.shape)
@@ -252,14 +262,14 @@ def run_task2(cfg: Task2Config, progress: bool = False) -> dict:
     plain_model = BinaryModel(dtype=cfg.dtype)
     early = dict(common, num_epochs=cfg.num_epochs_early_stopping, early_stopping_patience=cfg.early_stopping_patience)
     runs = {
-        "plain": train(plain_model, *data, num_epochs=cfg.num_epochs, **common, progress=progress and "2b, 2c"),
-        "early_stopping": train(BinaryModel(dtype=cfg.dtype), *data, **early, progress=progress and "2d"),
-        "early_stopping_shuffled": train(BinaryModel(dtype=cfg.dtype), *data, **early, shuffle=True,
+        "plain": fit(plain_model, *data, num_epochs=cfg.num_epochs, **common, progress=progress and "2b, 2c"),
+        "early_stopping": fit(BinaryModel(dtype=cfg.dtype), *data, **early, progress=progress and "2d"),
+        "early_stopping_shuffled": fit(BinaryModel(dtype=cfg.dtype), *data, **early, shuffle=True,
                                          rng=shuffle_rng(cfg), progress=progress and "2e, shuffled"),
     }
     seeds = list(range(cfg.shuffle_seed_runs))
     sweep = Bar(f"2e, seeds 0 to {seeds[-1]}", len(seeds), unit="run") if progress and seeds else None
-    spread = [train(BinaryModel(dtype=cfg.dtype), *data, **early, shuffle=True, rng=shuffle_rng(cfg, seed))
+    spread = [fit(BinaryModel(dtype=cfg.dtype), *data, **early, shuffle=True, rng=shuffle_rng(cfg, seed))
               for seed in counted(seeds, sweep)]
     if sweep is not None:
         sweep.done()
@@ -284,7 +294,7 @@ def run_task3(cfg: Task3Config, progress: bool = False) -> dict:
     n = cfg.gradient_check_examples
     check = _gradient_check(SoftmaxModel(), X_raw[:n], data[1][:n], cfg.gradient_check_seed)
     model = SoftmaxModel(dtype=cfg.dtype)
-    result = train(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
+    result = fit(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
                    num_epochs=cfg.num_epochs, shuffle=True, rng=shuffle_rng(cfg),
                    early_stopping_patience=cfg.early_stopping_patience, progress=progress and "3")
     return {"gradient_check": check, "runs": {"softmax": result}, "weights": {"softmax": model.w},
@@ -339,7 +349,7 @@ def run_task4(cfg: Task4Config, progress: bool = False, reuse_task3: bool = True
                 reused = True
                 continue
         model = SoftmaxModel(l2_reg_lambda=lam, dtype=cfg.dtype)
-        runs[repr(lam)] = train(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
+        runs[repr(lam)] = fit(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
                                 num_epochs=cfg.num_epochs, shuffle=True, rng=shuffle_rng(cfg),
                                 early_stopping_patience=cfg.early_stopping_patience,
                                 progress=progress and f"4, lambda = {lam:g}")

@@ -1,23 +1,24 @@
 """Mini-batch SGD as the course's BaseTrainer runs it, through the functions of utils.py: forward, the loss,
 backward, the update; a validation check every (N // batch_size) // 5 steps; the course's early stopping.
 
-`BaseTrainer.train` is the loop. How its validation checks run is the engine's business: `PlainEngine` (below) runs
-each at once, as the course does; support/engine.py's `FastEngine` computes a dozen at a time on a thread pool while
-training goes on, and rewinds training when a late result says stop. Both give the same steps, stop and history
-(tests/test_trainer.py). `train` is the experiments' entry: it runs a trainer and returns a `TrainResult`.
+`BaseTrainer.train` is the loop. How its batches come and its checks run is an engine's business, handed in:
+`PlainEngine` (below, the default) takes utils.batch_loader's batches and runs each check at once, as the course does.
+The experiments hand in support/engine.py's `FastEngine`, which runs the same validation_step on a snapshot of the
+weights on other threads while training goes on, and rewinds training when a late result says stop: the same
+functions on the same numbers, so the same history, bit for bit (tests/test_trainer.py). `train` is the experiments'
+entry: it runs a trainer and returns a `TrainResult`.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 import utils
-from support.engine import Engine, FastEngine, Validation
-from support.progress import Bar
 
 VAL_CHECKS_PER_EPOCH = 5  # the course validates every (N // batch_size) // 5 steps
 DIVERGENCE_FACTOR = 1000.0  # a loss this many times the first step's (ln K at zero weights) counts as divergence
@@ -35,26 +36,45 @@ def should_early_stop(validation_loss: dict, num_steps: int = 10) -> bool:
     return len(relevant) >= num_steps and min(relevant) == relevant[0]
 
 
-class PlainEngine(Engine):
-    """The course's way: each check is `validation_step()` at once; the batches are utils.batch_loader's."""
+class Validation(tuple):
+    """(val_loss, accuracy_train, accuracy_val), as the course's validation_step returns them; `train_loss`, the loss
+    over the whole training set, comes beside them (from the forward pass that accuracy_train needs)."""
+
+    def __new__(cls, val_loss: float, accuracy_train: float, accuracy_val: float, train_loss: float | None = None):
+        self = super().__new__(cls, (val_loss, accuracy_train, accuracy_val))
+        self.train_loss = train_loss
+        return self
+
+
+class PlainEngine:
+    """The course's way: the batches of utils.batch_loader, each check `validation_step()` at once. An engine is a
+    context (threads may live inside) with batches(epoch), check(step), results(wait) and rewind(step)."""
 
     def __init__(self, trainer: BaseTrainer):
-        super().__init__(trainer)
-        self.ready = []
+        self.trainer, self.ready = trainer, []
 
-    def _batches(self, epoch: int):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Nothing runs beside the loop here."""
+
+    def batches(self, epoch: int):
+        """The epoch's (X_batch, Y_batch), as utils.batch_loader yields them."""
         t = self.trainer
         return utils.batch_loader(t.X_train, t.Y_train, t.batch_size, shuffle=t.shuffle_dataset, rng=t.rng)
 
     def check(self, step: int) -> None:
+        """Start the check of the weights after `step`."""
         self.ready.append((step, self.trainer.validation_step()))
 
     def results(self, wait: bool) -> list:
+        """[(step, Validation)] of the checks finished since the last call, in order; with `wait`, every one."""
         ready, self.ready = self.ready, []
         return ready
 
     def rewind(self, step: int) -> None:
-        """Nothing ran ahead of a check here."""
+        """The model back to the weights after `step`: nothing ran ahead of a check here."""
 
 
 class BaseTrainer:
@@ -62,22 +82,21 @@ class BaseTrainer:
     own, as the course's task2.py and task3.py do), and `train`, the loop.
 
     Ours beyond the course's (keywords): `early_stopping` (the course's should_early_stop over that many checks; None
-    trains every epoch), `rng` (shuffles the batches; default numpy's global generator, as the course), `engine`
-    ("fast": grouped checks, where validation_step is this one; "plain": each at once).
+    trains every epoch), `rng` (shuffles the batches; default numpy's global generator, as the course), `engine` (a
+    class taking the trainer: PlainEngine, or one handed in), `progress` (anything with update(), moved a step after
+    each batch).
     """
 
     def __init__(self, model, learning_rate: float, batch_size: int, shuffle_dataset: bool, X_train: np.ndarray,
                  Y_train: np.ndarray, X_val: np.ndarray, Y_val: np.ndarray, *, early_stopping: int | None = 10,
-                 rng: np.random.Generator | np.random.RandomState | None = None, engine: str = "fast"):
+                 rng: np.random.Generator | np.random.RandomState | None = None, engine: Callable | None = None,
+                 progress=None):
         _check_hyperparameters(learning_rate, batch_size, len(X_train), early_stopping)
-        if engine not in ("fast", "plain"):
-            raise ValueError(f"engine must be 'fast' or 'plain', received {engine!r}")
         self.model, self.learning_rate, self.batch_size = model, learning_rate, batch_size
         self.shuffle_dataset, self.early_stopping, self.rng = shuffle_dataset, early_stopping, rng
         self.X_train, self.Y_train, self.X_val, self.Y_val = X_train, Y_train, X_val, Y_val
-        own_checks = type(self).validation_step is BaseTrainer.validation_step and hasattr(model, "activation")
-        self.engine = FastEngine if engine == "fast" and own_checks else PlainEngine
-        self.stopped_early, self.stop_step, self.progress = False, -1, None
+        self.engine, self.progress = engine or PlainEngine, progress
+        self.stopped_early, self.stop_step = False, -1
 
     def train_step(self, X_batch: np.ndarray, Y_batch: np.ndarray) -> float:
         """Forward, backward and a gradient descent step on one batch; the batch's loss, before the update."""
@@ -113,6 +132,8 @@ class BaseTrainer:
                 for X_batch, Y_batch in engine.batches(epoch):
                     loss = self.train_step(X_batch, Y_batch)
                     train_history["loss"][global_step] = loss
+                    if self.progress is not None:
+                        self.progress.update()
                     if global_step % num_steps_per_val == 0:
                         engine.check(global_step)
                     diverged = divergence.in_training(loss)  # an error, unless a check in flight stopped before it
@@ -223,12 +244,13 @@ class TrainResult:
 def train(model: utils.LinearModel, X_train: np.ndarray, Y_train: np.ndarray, X_val: np.ndarray, Y_val: np.ndarray,
           *, learning_rate: float, batch_size: int, num_epochs: int, shuffle: bool = False,
           rng: np.random.Generator | np.random.RandomState | None = None, early_stopping_patience: int | None = None,
-          engine: str = "fast", progress: str | None = None) -> TrainResult:
+          engine: Callable | None = None, progress: Callable | None = None) -> TrainResult:
     """Train `model` in place on (X_train (N, D), Y_train) with a BaseTrainer and return what the run produced.
 
     Y is binary (N, 1) for `BinaryModel`, labels (N,) or one-hot (N, K) for `SoftmaxModel`. Shuffling (every epoch
-    a fresh order) needs `rng`: a numpy Generator, or a RandomState for the course's order. `progress` names the run
-    on a progress bar (None: no bar); the bar closes full when the run ends, early stopping included.
+    a fresh order) needs `rng`: a numpy Generator, or a RandomState for the course's order. `engine` as BaseTrainer
+    takes it. `progress(total_steps)` gives a progress bar (update(), done(count), close()), or None for none: done
+    when the run ends, early stopping included, close (short of its end) on an error or an interrupt.
     """
     if shuffle and not isinstance(rng, (np.random.Generator, np.random.RandomState)):
         raise ValueError("shuffle=True needs rng, a numpy.random.Generator (or a RandomState for the course's order); "
@@ -236,9 +258,9 @@ def train(model: utils.LinearModel, X_train: np.ndarray, Y_train: np.ndarray, X_
     _check_epochs(num_epochs)
     X_train, targets_train = _checked_data(model, X_train, Y_train, "train")
     X_val, targets_val = _checked_data(model, X_val, Y_val, "val")
+    bar = progress(num_epochs * (len(X_train) // batch_size)) if progress else None
     trainer = BaseTrainer(model, learning_rate, batch_size, shuffle, X_train, targets_train, X_val, targets_val,
-                          early_stopping=early_stopping_patience, rng=rng, engine=engine)
-    trainer.progress = Bar(progress, num_epochs * (len(X_train) // batch_size)) if progress else None
+                          early_stopping=early_stopping_patience, rng=rng, engine=engine, progress=bar)
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught with a clearer message
             train_history, val_history = trainer.train(num_epochs)

@@ -149,9 +149,18 @@ def sigmoid(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 def softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Logits (N, K) -> probabilities (N, K), rows summing to 1; the row maximum is subtracted first."""
-    out = np.subtract(logits, logits.max(axis=1, keepdims=True), out=out)
+    out = np.subtract(logits, row_max(logits)[:, None], out=out)
     np.exp(out, out=out)
     out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def row_max(values: np.ndarray) -> np.ndarray:
+    """The largest entry of each row of (N, K) -> (N,): taken column by column, ten times faster for a few columns than
+    max(axis=1), which loops over each short row."""
+    out = values[:, 0].copy()
+    for k in range(1, values.shape[1]):
+        np.maximum(out, values[:, k], out=out)
     return out
 
 
@@ -174,7 +183,10 @@ def cross_entropy_loss(targets: np.ndarray, outputs: np.ndarray) -> float:
         p = np.minimum(np.maximum(outputs, tiny), below_one)  # np.clip's result, without its overhead
         return -float((targets * np.log(p) + (1 - targets) * np.log1p(-p)).sum()) / len(outputs)
     if targets.shape == outputs.shape:  # one-hot, the course's
-        return -float((targets * np.log(np.minimum(np.maximum(outputs, tiny), below_one))).sum()) / len(outputs)
+        log_probs = np.maximum(outputs, tiny)
+        np.minimum(log_probs, below_one, out=log_probs)
+        np.log(log_probs, out=log_probs)
+        return -float(np.vdot(targets, log_probs)) / len(outputs)  # sum_n sum_k y_nk ln yhat_nk, one pass
     labels = check_labels(targets, outputs.shape[1])
     if labels.shape[0] != outputs.shape[0]:
         raise ValueError(f"{outputs.shape[0]} rows of outputs but {labels.shape[0]} targets")
@@ -216,9 +228,11 @@ def as_labels(targets: np.ndarray, num_classes: int) -> np.ndarray:
     """Labels (N,) or (N, 1), or one-hot (N, K) -> labels (N,) intp."""
     targets = np.asarray(targets)
     if targets.ndim == 2 and targets.shape[1] == num_classes and num_classes > 1:
-        if not (np.all((targets == 0) | (targets == 1)) and np.all(targets.sum(axis=1) == 1)):
+        labels = targets.argmax(axis=1)
+        # a 1 where each row's largest entry is, and N nonzero entries in all: then exactly one a row
+        if np.count_nonzero(targets) != len(targets) or not np.all(targets[np.arange(len(targets)), labels] == 1):
             raise ValueError("one-hot targets must have exactly one 1 per row and zeros elsewhere")
-        return targets.argmax(axis=1)
+        return labels
     return check_labels(targets, num_classes)
 
 
@@ -246,7 +260,8 @@ class LinearModel:
         if X.ndim != 2 or X.shape[1] != self.w.shape[0]:
             raise ValueError(f"X must have shape (N, {self.w.shape[0]}), received {X.shape}; "
                              "did you forget pre_process_images (the bias column)?")
-        return self.activation(np.matmul(X, self.w, out=out), out=out)
+        logits = np.matmul(X, self.w, out=out)
+        return self.activation(logits, out=logits)  # in place: the logits become the probabilities
 
     def activation(self, logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
@@ -312,15 +327,12 @@ def accuracy(targets: np.ndarray, outputs: np.ndarray) -> float:
     targets = np.asarray(targets)
     if outputs.shape[1] == 1:
         return np.count_nonzero((outputs[:, 0] >= 0.5) == (targets.reshape(len(outputs), -1)[:, 0] == 1)) / len(outputs)
-    labels = as_labels(targets, outputs.shape[1])
-    # The label's output equals the row maximum; rows where several classes share the maximum are decided by argmax
-    # (which takes the first). Several times faster than argmax on every row.
-    row_max = outputs.max(axis=1)
-    hit = outputs[np.arange(len(labels)), labels] == row_max
-    tied = np.count_nonzero(outputs == row_max[:, None], axis=1) > 1
-    if tied.any():
-        hit[tied] = outputs[tied].argmax(axis=1) == labels[tied]
-    return np.count_nonzero(hit) / len(labels)
+    predicted = outputs.argmax(axis=1)
+    if targets.shape == outputs.shape:  # one-hot: right where the predicted class's target is the row's 1
+        if np.count_nonzero(targets) != len(targets):
+            raise ValueError("one-hot targets must have exactly one 1 per row and zeros elsewhere")
+        return np.count_nonzero(targets[np.arange(len(targets)), predicted] == 1) / len(targets)
+    return np.count_nonzero(predicted == check_labels(targets, outputs.shape[1])) / len(outputs)
 
 
 def calculate_accuracy(X: np.ndarray, targets: np.ndarray, model: LinearModel) -> float:

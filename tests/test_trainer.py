@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 import utils
+from experiments import fit
 from mnist import synthetic_mnist
-from trainer import BaseTrainer, TrainingDivergedError, should_early_stop, train
+from support import engine as engine_module
+from support.engine import FastEngine
+from trainer import TrainingDivergedError, should_early_stop, train
 from utils import BinaryModel, SoftmaxModel, one_hot_encode, pre_process_images
 
 SETTINGS = dict(learning_rate=0.05, batch_size=32, num_epochs=3)
@@ -219,88 +222,43 @@ def test_matches_the_course_style_reference(digits, binary):
         assert result.history["train_accuracy"] == list(train_history["accuracy"].values())
 
 
-def test_history_does_not_depend_on_check_workers_or_blocks(digits, monkeypatch):
-    from support import engine
-
-    runs = []
-    for workers, block_rows in ((1, 7500), (2, 7500), (2, 64), (3, 100)):
-        monkeypatch.setattr(engine, "CHECK_WORKERS", workers)
-        monkeypatch.setattr(engine, "CHECK_BLOCK_ROWS", block_rows)
-        runs.append(train(SoftmaxModel(0.01, dtype=np.float32), *(a.astype(np.float32) if a.ndim == 2 else a
-                                                                   for a in digits), **SETTINGS))
-    assert runs[0].history == runs[1].history  # the same blocks on 1 or 2 workers: bit for bit
-    for other in runs[2:]:  # other blocks: OpenBLAS may take another kernel path for a small block
-        assert other.history["val_accuracy"] == runs[0].history["val_accuracy"]
-        np.testing.assert_allclose(other.history["val_loss"], runs[0].history["val_loss"], rtol=1e-4, atol=1e-6)
+def fast_and_plain(make_model, data, seed=None, **settings):
+    """The same run with the fast engine and with the plain one (the course's loop), each with a fresh
+    RandomState(seed) if a seed is given: (fast, plain), each (TrainResult as plain data, final weights)."""
+    out = []
+    for engine in (FastEngine, None):
+        model, rng = make_model(), (np.random.RandomState(seed) if seed is not None else None)
+        out.append((train(model, *data, **settings, rng=rng, engine=engine).to_dict(), model.w.copy()))
+    return out
 
 
-@pytest.mark.parametrize("gather_batches", [1, 3, 20, 64])
-def test_shuffled_batches_are_what_the_course_loader_yields(gather_batches, monkeypatch):
-    """The engine's batches, gathered ahead in pieces, are utils.batch_loader's, epoch after epoch, in the order the
-    same generator draws (RandomState as the course's, a Generator, or numpy's global generator)."""
-    from support import engine
-
-    monkeypatch.setattr(engine, "GATHER_BATCHES", gather_batches)
-    data = np.random.default_rng(5)
-    X, Y = data.standard_normal((83, 785)), data.integers(0, 10, 83)  # 83 // 8 = 10 steps, 3 rows left out
-    for make_rng in (lambda: np.random.RandomState(7), lambda: np.random.default_rng(7), lambda: None):
-        trainers = [BaseTrainer(SoftmaxModel(), 0.1, 8, True, X, Y, X, Y, rng=make_rng(), engine=e)
-                    for e in ("fast", "plain")]
-        np.random.seed(7)  # noqa: NPY002 (the global generator's case, as the course's task scripts seed it)
-        with engine.FastEngine(trainers[0]) as fast:
-            got = [(Xb.copy(), Yb.copy()) for epoch in range(3) for Xb, Yb in fast.batches(epoch)]
-        np.random.seed(7)  # noqa: NPY002
-        expected = [(Xb, Yb) for _ in range(3) for Xb, Yb in utils.batch_loader(X, Y, 8, shuffle=True,
-                                                                               rng=trainers[1].rng)]
-        assert len(got) == len(expected) == 30
-        assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(got, expected))
+@pytest.mark.parametrize(("workers", "ahead"), [(1, 1), (2, 6), (3, 2)])
+def test_the_fast_engine_gives_the_plain_loops_history_bit_for_bit(noisy, monkeypatch, workers, ahead):
+    """Checks run late on other threads, training runs ahead and rewinds when a late result says stop: the same
+    steps, stop, history and weights as a loop that waits for every check, to the last bit, however many threads
+    check and however far training may run ahead."""
+    monkeypatch.setattr(engine_module, "CHECK_WORKERS", workers)
+    monkeypatch.setattr(engine_module, "AHEAD", ahead)
+    for dtype in (np.float64, np.float32):
+        data = [a.astype(dtype) if a.ndim == 2 else a for a in noisy]
+        (fast, w_fast), (plain, w_plain) = fast_and_plain(lambda dtype=dtype: SoftmaxModel(dtype=dtype), data,
+                                                          seed=2, **NOISY)
+        assert plain["stopped_early"] and len(plain["history"]["check_steps"]) > 20  # it stopped, late checks
+        assert fast == plain and np.array_equal(w_fast, w_plain)
 
 
-def test_early_stopping_gives_what_a_loop_waiting_for_every_check_gives(noisy, monkeypatch):
-    """Checks come back several checks late; stopping rewinds to the checked step exactly: the same steps, stop and
-    history as the plain engine (each check at once, as the course's loop), exact on steps, counts and accuracies.
-
-    In float64: the engine's grouped GEMMs sum in another order than one check's, which moves float32 losses in
-    their last bits, and where two checks' losses tie to the last bit (a softmax saturated by a large learning
-    rate), such a difference could stop the runs at different checks.
-    """
-    from support import engine
-
-    model = SoftmaxModel()
-    plain = train(model, *noisy, **NOISY, rng=np.random.default_rng(2), engine="plain")
-    assert plain.stopped_early and len(plain.history["check_steps"]) > 4 * 12  # several groups of checks
-    for group in (1, 2, 6, 12):  # 1: each check is collected at the next one
-        monkeypatch.setattr(engine, "CHECKS_PER_GEMM", group)
-        other_model = SoftmaxModel()
-        other = train(other_model, *noisy, **NOISY, rng=np.random.default_rng(2))
-        assert (other.stop_step, other.stop_epoch, other.best_step) == (plain.stop_step, plain.stop_epoch,
-                                                                        plain.best_step)
-        assert other.history["train_loss"] == plain.history["train_loss"]  # the steps, to the last bit
-        assert other.history["check_steps"] == plain.history["check_steps"]
-        assert other.history["val_accuracy"] == plain.history["val_accuracy"]
-        assert other.history["train_accuracy"] == plain.history["train_accuracy"]
-        np.testing.assert_allclose(other.history["val_loss"], plain.history["val_loss"], rtol=1e-9)
-        assert np.array_equal(other_model.w, model.w)
-
-
-def test_the_engine_and_the_plain_loop_agree_on_every_run_of_the_tasks(digits, binary):
-    """Without early stopping, with it, shuffled or not, both models: the same steps, stop and history."""
+def test_the_fast_engine_and_the_plain_loop_agree_on_every_run_of_the_tasks(digits, binary):
+    """Without early stopping, with it, shuffled or not, both models: the same results, to the last bit."""
     for model, data in ((SoftmaxModel, digits), (BinaryModel, binary)):
-        for extra in (dict, lambda: dict(shuffle=True, rng=np.random.RandomState(4)),  # a fresh generator per run
-                      lambda: dict(early_stopping_patience=3)):
-            runs = [train(model(), *data, **SETTINGS, **extra(), engine=e) for e in ("fast", "plain")]
-            fast, plain = (r.to_dict() for r in runs)
-            for key in ("num_steps", "stop_step", "stop_epoch", "stopped_early", "best_step"):
-                assert fast[key] == plain[key], key
-            for key in ("train_loss", "check_steps", "val_accuracy", "train_accuracy"):
-                assert fast["history"][key] == plain["history"][key], key
-            np.testing.assert_allclose(fast["history"]["val_loss"], plain["history"]["val_loss"], rtol=1e-12)
+        for extra in ({}, dict(shuffle=True, seed=4), dict(early_stopping_patience=3)):
+            (fast, w_fast), (plain, w_plain) = fast_and_plain(model, data, **SETTINGS, **extra)
+            assert fast == plain and np.array_equal(w_fast, w_plain)
 
 
 def test_the_callers_weight_array_receives_the_result(noisy):
     model = SoftmaxModel()
     w = model.w
-    result = train(model, *noisy, **NOISY, rng=np.random.default_rng(2))
+    result = train(model, *noisy, **NOISY, rng=np.random.default_rng(2), engine=FastEngine)
     assert result.stopped_early  # the engine rewound the weights: into the same array
     assert model.w is w and w.flags.c_contiguous and np.any(w != 0)
     assert model.grad is None  # zero_grad after every update, as the course's train_step
@@ -338,44 +296,46 @@ def test_a_run_that_stops_early_ends_with_the_weights_of_its_last_check(digits):
 # ---------------------------------------------------------------- the code that teaches is the code that trains
 
 
-def perturbed(monkeypatch, name: str):
+def perturbed(monkeypatch, name: str) -> None:
     """Make one of the functions a student writes slightly wrong, where it is defined (utils)."""
-    if name == "backward":
-        original = utils.LinearModel.backward
+    if name in ("forward", "backward"):
+        original = getattr(utils.LinearModel, name)
 
-        def backward(self, X, outputs, targets):
-            original(self, X, outputs, targets)
+        def wrong(self, X, *args, **kwargs):
+            if name == "forward":  # the logits scaled by 1.5: what the activation gets is not X w
+                return self.activation(1.5 * (X @ self.w))
+            original(self, X, *args, **kwargs)
             self.grad *= 1.01
-        monkeypatch.setattr(utils.LinearModel, "backward", backward)
+        monkeypatch.setattr(utils.LinearModel, name, wrong)
         return
     original = getattr(utils, name)
-    if name == "cross_entropy_loss":
-        monkeypatch.setattr(utils, name, lambda targets, outputs: original(targets, outputs) * 1.01)
-    else:  # an activation: its outputs shifted a little
-        monkeypatch.setattr(utils, name, lambda logits, out=None: original(logits * 1.01, out=out))
+    wrong = {
+        "cross_entropy_loss": lambda targets, outputs: original(targets, outputs) * 1.01,
+        "one_hot_encode": lambda Y, num_classes, dtype=np.float64: original((np.asarray(Y) + 1) % num_classes,
+                                                                           num_classes, dtype),
+        "batch_loader": lambda X, Y, batch_size, shuffle=False, drop_last=True, rng=None: reversed(list(
+            original(X, Y, batch_size, shuffle, drop_last, rng=rng))),
+    }[name]
+    monkeypatch.setattr(utils, name, wrong)
 
 
-@pytest.mark.parametrize("name", ["softmax", "sigmoid", "cross_entropy_loss", "backward"])
-def test_training_runs_the_functions_a_student_writes(name, digits, binary, monkeypatch):
-    """Change softmax, sigmoid, the loss or backward in utils, and what `train` returns changes: training runs them
-    (the engine's checks too: the validation losses change)."""
-    model, data = (BinaryModel, binary) if name == "sigmoid" else (SoftmaxModel, digits)
-    before = train(model(), *data, **SETTINGS).to_dict()
+@pytest.mark.parametrize("name", ["forward", "batch_loader", "cross_entropy_loss", "backward", "one_hot_encode"])
+def test_the_fast_engine_trains_through_the_functions_a_student_writes(name, digits, monkeypatch):
+    """Change forward, batch_loader, the loss, backward or one_hot_encode in utils: what training returns changes,
+    and the fast engine's run stays the plain loop's, to the last bit (its checks and batches are theirs too)."""
+    settings = dict(SETTINGS, shuffle=True, early_stopping_patience=3)
+    before = train(SoftmaxModel(), *digits, **settings, rng=np.random.RandomState(1), engine=FastEngine).to_dict()
     perturbed(monkeypatch, name)
-    after = train(model(), *data, **SETTINGS).to_dict()
-    if name == "cross_entropy_loss":  # the loss is reported, not differentiated: the steps are the same
-        assert after["history"]["train_loss"] != before["history"]["train_loss"]
-        assert after["history"]["val_loss"] != before["history"]["val_loss"]
-    else:
-        assert after["history"]["val_loss"] != before["history"]["val_loss"]
-        assert after["final"] != before["final"]
+    (fast, w_fast), (plain, w_plain) = fast_and_plain(SoftmaxModel, digits, seed=1, **settings)
+    assert fast == plain and np.array_equal(w_fast, w_plain)
+    assert fast["history"]["val_loss"] != before["history"]["val_loss"]
 
 
 # ---------------------------------------------------------------- progress that tells the truth
 
 
 def test_a_run_names_its_bar_and_early_stopping_closes_it_full(noisy, capsys):
-    result = train(SoftmaxModel(), *noisy, **NOISY, rng=np.random.default_rng(2), progress="3, noisy")
+    result = fit(SoftmaxModel(), *noisy, **NOISY, rng=np.random.default_rng(2), progress="3, noisy")
     err = capsys.readouterr().err
     assert result.stopped_early and "3, noisy" in err
     last = err.replace("\r", "\n").strip().splitlines()[-1]
@@ -386,14 +346,14 @@ def test_a_run_that_fails_leaves_its_bar_short(digits, capsys):
     X_train, Y_train, X_val, Y_val = digits
     noise = np.random.default_rng(0).permutation(Y_train)
     with pytest.raises(TrainingDivergedError):
-        train(SoftmaxModel(dtype=np.float32), X_train.astype(np.float32), noise, X_val.astype(np.float32), Y_val,
-              learning_rate=1e30, batch_size=32, num_epochs=50, progress="diverges")
+        fit(SoftmaxModel(dtype=np.float32), X_train.astype(np.float32), noise, X_val.astype(np.float32), Y_val,
+            learning_rate=1e30, batch_size=32, num_epochs=50, progress="diverges")
     last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     assert "diverges" in last and "100%" not in last and "/1000" in last, last
 
 
 def test_without_a_label_there_is_no_bar(digits, capsys):
-    train(SoftmaxModel(), *digits, **SETTINGS)
+    fit(SoftmaxModel(), *digits, **SETTINGS)
     assert capsys.readouterr().err == ""  # headless builds: nothing to leave in a PDF
 
 
@@ -407,7 +367,7 @@ def test_in_jupyter_a_bar_that_early_stopping_ends_is_drawn_full_and_green(noisy
         return bars[-1]
 
     monkeypatch.setattr("tqdm.auto.tqdm", widget_bar)
-    result = train(SoftmaxModel(), *noisy, **NOISY, rng=np.random.default_rng(2), progress="3, noisy")
+    result = fit(SoftmaxModel(), *noisy, **NOISY, rng=np.random.default_rng(2), progress="3, noisy")
     _, drawn, _ = bars[0].container.children
     assert result.stopped_early and drawn.value == drawn.max == result.num_steps
     assert drawn.bar_style == "success"
