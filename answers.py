@@ -106,6 +106,7 @@ class GradientCheck:
         self.weights = f"{check['num_weights']:,}"
         self.difference = f"{check['max_abs_difference']:.1e}"
         self.epsilon, self.tolerance = f"{check['epsilon']:g}", f"{check['tolerance']:.1e}"
+        self.inputs, self.std = f"{check['num_inputs']:,}", f"{check['weight_std']:.4f}"
 
 
 class Run:

@@ -240,11 +240,14 @@ def fit(model: LinearModel, *data, progress: str | None = None, **settings) -> T
 
 
 def _gradient_check(model: LinearModel, X_raw: np.ndarray, targets: np.ndarray, seed: int) -> dict:
-    """Centred-difference check at random weights N(0, 1) on the first images, in float64."""
-    model.w = np.random.default_rng(seed).normal(size=model.w.shape)
+    """Centred-difference check in float64 on the first images, at random weights of standard deviation 1/sqrt(D)
+    (D inputs): logits of order one, so the outputs are neither saturated nor uniform."""
+    std = 1 / np.sqrt(model.w.shape[0])
+    model.w = np.random.default_rng(seed).normal(scale=std, size=model.w.shape)
     worst = gradient_check(model, pre_process_images(X_raw, np.float64), targets)
     return {"max_abs_difference": worst, "tolerance": GRADIENT_CHECK_EPSILON**2, "epsilon": GRADIENT_CHECK_EPSILON,
-            "num_weights": model.w.size, "num_examples": len(X_raw), "seed": seed}
+            "num_weights": model.w.size, "num_examples": len(X_raw), "seed": seed, "weight_std": std,
+            "num_inputs": model.w.shape[0]}
 
 
 def run_task2(cfg: Task2Config, progress: bool = False) -> dict:

@@ -57,7 +57,7 @@ def made_run(epochs, steps_per_epoch, val_every, stop_epoch=None, floor=0.06):
 
 
 CHECK = {"max_abs_difference": 1e-9, "tolerance": 1e-6, "epsilon": 1e-3, "num_weights": 785, "num_examples": 100,
-         "seed": 0}
+         "seed": 0, "weight_std": 785**-0.5, "num_inputs": 785}
 DIGITS = [str(d) for d in range(10)]
 
 
