@@ -1,6 +1,8 @@
 """The repository's rooms: the assignment at the root, the machinery in packages, arrows one way."""
 
 import ast
+import sys
+import tomllib
 from pathlib import Path
 
 from support.project import HANDIN, files
@@ -8,11 +10,38 @@ from support.sources import imported_names, module_file
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = [ROOT / name for name in files(HANDIN) if name.endswith(".py") and not name.startswith(("tests/", "bench/"))]
+LAYERS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["tdt4265"]["layers"]
+ASSIGNMENT_MAY_IMPORT = {"numpy", "matplotlib"}  # beside the standard library and the assignment's own modules
 
 
 def imports_of(path: Path) -> set[Path]:
     """The project's module files that `path` imports (at its top or inside a function)."""
     return {file for name in imported_names(path.read_text()) for file in module_file(name, ROOT)} - {path}
+
+
+def floor(path: Path) -> int:
+    """The index of the layer (pyproject.toml's [tool.tdt4265] layers) that holds `path`."""
+    name = path.relative_to(ROOT).as_posix()
+    found = [i for i, layer in enumerate(LAYERS) for room in layer if name == room or name.startswith(room + "/")]
+    assert len(found) == 1, f"{name} is in {len(found)} layers: list it in pyproject.toml's [tool.tdt4265] layers"
+    return found[0]
+
+
+def test_every_import_points_to_its_own_floor_or_one_below():
+    """The build (tools/) -> the glue (experiments, answers, plots, summaries, support/) -> the assignment (utils,
+    trainer, mnist): no module imports one on a floor above its own, so support/ never imports tools/."""
+    upward = [f"{p.relative_to(ROOT)} -> {t.relative_to(ROOT)}" for p in MODULES for t in imports_of(p)
+              if floor(t) > floor(p)]
+    assert not upward, "imports that point up: " + ", ".join(upward)
+
+
+def test_the_assignment_imports_the_standard_library_numpy_and_matplotlib_alone():
+    assignment = [p for p in MODULES if floor(p) == 0]
+    assert {p.name for p in assignment} >= {"utils.py", "trainer.py", "mnist.py"}
+    allowed = sys.stdlib_module_names | ASSIGNMENT_MAY_IMPORT
+    foreign = [f"{p.name}: {name}" for p in assignment for name in imported_names(p.read_text())
+               if not module_file(name, ROOT) and name.split(".")[0] not in allowed]
+    assert not foreign, foreign
 
 
 def test_no_import_circle():
