@@ -15,7 +15,7 @@ import pytest
 from conftest import AS_ROOT, STRIPPED, build_dir, edit_cell, make, pdf, pdf_text, wait_for
 
 pytestmark = pytest.mark.notebooks
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAKE_381 = ROOT.parent / "shared" / "tools" / "make-3.81"  # macOS's make, where this checkout has it beside
 
 

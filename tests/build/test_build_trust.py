@@ -31,7 +31,7 @@ from conftest import (
 )
 
 pytestmark = pytest.mark.notebooks
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OTHER_SEED = SMOKE.replace("task3.num_epochs=2", "task3.num_epochs=2 task3.shuffle_seed=7")  # Task 3 runs again
 
 
@@ -201,8 +201,8 @@ def test_a_test_that_needs_a_tool_skips_where_it_is_absent(tmp_path):
     bare.mkdir()
     (bare / "python3").symlink_to(sys.executable)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-                           "tests/test_build_trust.py::test_a_full_disk_in_the_pdf_step_names_the_file",
-                           "tests/test_build.py::test_a_full_disk_ends_the_build_with_one_line_and_keeps_the_last_pdf"],
+                           "tests/build/test_build_trust.py::test_a_full_disk_in_the_pdf_step_names_the_file",
+                           "tests/build/test_build.py::test_a_full_disk_ends_the_build_with_one_line_and_keeps_the_last_pdf"],
                           cwd=ROOT, capture_output=True, text=True,
                           env={**{k: v for k, v in os.environ.items() if k not in STRIPPED}, "PATH": str(bare)})
     assert proc.returncode == 0 and "2 skipped" in proc.stdout, proc.stdout[-2000:]

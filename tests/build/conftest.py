@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell
 
 from support.project import handin_files
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SMOKE = " ".join([
     "task2.train_size=2000 task2.num_epochs=2 task2.num_epochs_early_stopping=4 task2.gradient_check_examples=5",
     "task3.train_size=600 task3.num_epochs=2 task3.gradient_check_examples=5",
