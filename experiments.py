@@ -8,6 +8,7 @@ into the results file. `make report` reads the same cell (tools/params.py) and a
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import types
 import typing
@@ -22,6 +23,8 @@ from mnist import CLASS_NAMES, DATASETS, NUM_TRAIN
 from support import fetch, handoff
 from support.engine import FastEngine
 from support.progress import Bar, counted
+from support.project import TASK_SPECS
+from support.results import modules_digest, sha256_json
 from support.sources import notebook_parameters
 from trainer import TrainResult, train
 from utils import (
@@ -231,12 +234,54 @@ def shuffle_rng(cfg: _Config, seed: int | None = None) -> np.random.RandomState 
     return np.random.RandomState(seed) if cfg.shuffle_order == "course" else np.random.default_rng(seed)
 
 
-def fit(model: LinearModel, *data, progress: str | None = None, **settings) -> TrainResult:
+def fit(model: LinearModel, X_train, Y_train, X_val, Y_val, *, progress: str | None = None,
+        share_in: str | None = None, **settings) -> TrainResult:
     """trainer.train with the fast engine (support/engine.py), BLAS on one thread (the checks' threads use the
-    cores; no bit of a result depends on their number), and a progress bar named `progress` (None: none)."""
+    cores; no bit of a result depends on their number), and a progress bar named `progress` (None: none).
+
+    With `share_in` (the data set's name, whose build folder holds shared runs): a run shared under the digest of
+    all this one is made of (run_key) is taken instead of training, the model's weights and the generator's state
+    set as training would leave them; else the run is trained and shared. So a notebook whose run is another's
+    computation takes it (Task 4's lambda = 0 run is Task 3's), whatever setting a future change adds.
+    """
+    data = (X_train, Y_train, X_val, Y_val)
+    key = run_key(model, data, settings) if share_in else None
+    if key and (taken := handoff.take_run(key, share_in)) is not None:
+        record, arrays = taken
+        model.w[...] = arrays["w"]
+        _set_state(settings.get("rng"), record["rng_after"])
+        return TrainResult(**record["result"])
     bar = (lambda total: Bar(progress, total)) if progress else None
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        return train(model, *data, engine=FastEngine, progress=bar, **settings)
+        result = train(model, *data, engine=FastEngine, progress=bar, **settings)
+    if key:
+        handoff.share_run(key, {"w": model.w}, {"result": result.to_dict(), "rng_after": _state(settings.get("rng"))},
+                          share_in)
+    return result
+
+
+def run_key(model: LinearModel, data: tuple, settings: dict) -> str:
+    """SHA-256 of all a run is made of: the model's class, L2 lambda and starting weights, the data's bytes, every
+    setting, the shuffling generator's state, and the code that trains (every module this one imports)."""
+    digest = [hashlib.sha256(np.ascontiguousarray(a)).hexdigest() for a in (model.w, *data)]
+    return sha256_json({"model": [type(model).__name__, model.l2_reg_lambda, str(model.w.dtype)], "arrays": digest,
+                        "settings": {k: v for k, v in settings.items() if k != "rng"},
+                        "rng": _state(settings.get("rng")), "code": modules_digest(Path(__file__).name)})
+
+
+def _state(rng) -> object:
+    """A generator's state as plain data (a RandomState's array as a list), None for none."""
+    if isinstance(rng, np.random.RandomState):
+        kind, keys, pos, has_gauss, gauss = rng.get_state()
+        return [kind, keys.tolist(), pos, has_gauss, gauss]
+    return rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
+
+
+def _set_state(rng, state) -> None:
+    if isinstance(rng, np.random.RandomState):
+        rng.set_state((state[0], np.array(state[1], dtype=np.uint32), *state[2:]))
+    elif isinstance(rng, np.random.Generator):
+        rng.bit_generator.state = state
 
 
 def _gradient_check(model: LinearModel, X_raw: np.ndarray, targets: np.ndarray, seed: int) -> dict:
@@ -292,50 +337,24 @@ def _softmax_data(cfg: _Config):
 
 
 def run_task3(cfg: Task3Config, progress: bool = False) -> dict:
-    """3a gradient check; 3b-3d softmax regression with shuffling."""
+    """3a gradient check; 3b-3d softmax regression with shuffling (shared: Task 4 takes it as its lambda = 0 run when
+    it is the same computation)."""
     X_raw, X_raw_val, data = _softmax_data(cfg)
     n = cfg.gradient_check_examples
     check = _gradient_check(SoftmaxModel(), X_raw[:n], data[1][:n], cfg.gradient_check_seed)
     model = SoftmaxModel(dtype=cfg.dtype)
-    result = fit(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
-                   num_epochs=cfg.num_epochs, shuffle=True, rng=shuffle_rng(cfg),
-                   early_stopping_patience=cfg.early_stopping_patience, progress=progress and "3")
+    result = fit(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, num_epochs=cfg.num_epochs,
+                 shuffle=True, rng=shuffle_rng(cfg), early_stopping_patience=cfg.early_stopping_patience,
+                 progress=progress and "3", share_in=cfg.dataset)
     return {"gradient_check": check, "runs": {"softmax": result}, "weights": {"softmax": model.w},
             "data": _sizes(data), "validation": (X_raw_val, data[3])}
 
 
-# The settings that make Task 3's run the same computation as Task 4's run with lambda = 0.
-SOFTMAX_RUN_FIELDS = ("dataset", "train_size", "batch_size", "dtype", "learning_rate", "num_epochs",
-                      "early_stopping_patience", "shuffle_seed", "shuffle_order")
-SOFTMAX_RUN = "task3_softmax"  # the name Task 3 shares its run under
-
-
-def share_softmax_run(result: TrainResult, w: np.ndarray, cfg: _Config) -> None:
-    """Task 3's run, for Task 4 to take as its lambda = 0 run (support/handoff.py)."""
-    handoff.share_run(SOFTMAX_RUN, {"w": w}, result.to_dict(), _run_settings(cfg), made_by=__file__)
-
-
-def take_softmax_run(cfg: _Config) -> tuple[TrainResult, np.ndarray] | None:
-    """Task 3's shared run if it is the same computation as this lambda = 0 run, else None."""
-    run = handoff.take_run(SOFTMAX_RUN, _run_settings(cfg), made_by=__file__)
-    if run is None:
-        return None
-    meta, arrays = run
-    try:
-        return TrainResult(**meta), arrays["w"]
-    except TypeError:  # saved by another version of the trainer
-        return None
-
-
-def _run_settings(cfg: _Config) -> dict:
-    return {f: getattr(cfg, f) for f in SOFTMAX_RUN_FIELDS}
-
-
-def run_task4(cfg: Task4Config, progress: bool = False, reuse_task3: bool = True) -> dict:
+def run_task4(cfg: Task4Config, progress: bool = False) -> dict:
     """4a gradient check with L2; one softmax run per lambda (and lambda = 0), reused by 4b, 4c and 4e.
 
-    With `reuse_task3`, lambda = 0's turn comes last and Task 3's shared run replaces training it when it is the
-    same computation (take_softmax_run; a build may still be making it beside this one).
+    lambda = 0's turn comes last, shared: Task 3's run, when it is the same computation, replaces training it (a
+    build may still be making it beside this one).
     """
     X_raw, _, data = _softmax_data(cfg)
     n = cfg.gradient_check_examples
@@ -343,25 +362,18 @@ def run_task4(cfg: Task4Config, progress: bool = False, reuse_task3: bool = True
                             cfg.gradient_check_seed)
     runs: dict[str, TrainResult] = {}
     weights: dict[str, np.ndarray] = {}
-    reused = False
     for lam in sorted({0.0, *map(float, cfg.lambdas), *map(float, cfg.weight_image_lambdas)}, reverse=True):
-        if lam == 0.0 and reuse_task3:
-            saved = take_softmax_run(cfg)
-            if saved is not None:
-                runs["0.0"], weights["0.0"] = saved
-                reused = True
-                continue
         model = SoftmaxModel(l2_reg_lambda=lam, dtype=cfg.dtype)
         runs[repr(lam)] = fit(model, *data, learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
-                                num_epochs=cfg.num_epochs, shuffle=True, rng=shuffle_rng(cfg),
-                                early_stopping_patience=cfg.early_stopping_patience,
-                                progress=progress and f"4, lambda = {lam:g}")
+                              num_epochs=cfg.num_epochs, shuffle=True, rng=shuffle_rng(cfg),
+                              early_stopping_patience=cfg.early_stopping_patience,
+                              progress=progress and f"4, lambda = {lam:g}", share_in=cfg.dataset if lam == 0 else None)
         weights[repr(lam)] = model.w
     norms = {key: float(np.sum(w.astype(np.float64) ** 2)) for key, w in weights.items()}
     max_abs = {key: float(np.max(np.abs(w[:-1]))) for key, w in weights.items()}  # pixel weights, bias row excluded
     runs = {key: runs[key] for key in sorted(runs, key=float, reverse=True)}
     return {"gradient_check": check, "runs": runs, "weights": weights, "squared_norms": norms,
-            "max_abs_pixel_weight": max_abs, "data": _sizes(data), "lambda0_from_task3": reused}
+            "max_abs_pixel_weight": max_abs, "data": _sizes(data)}
 
 
 def _sizes(data) -> dict:
@@ -369,4 +381,4 @@ def _sizes(data) -> dict:
     return {"num_train": len(X_train), "num_val": len(X_val)}
 
 
-TASK_CONFIGS = {"task2": Task2Config, "task3": Task3Config, "task4": Task4Config}
+TASK_CONFIGS = {task: globals()[spec["config"]] for task, spec in TASK_SPECS.items()}  # pyproject.toml's task list

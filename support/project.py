@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 _KNOWN = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["tdt4265"]
 
 REPORT: str = _KNOWN["report"]
-TASKS: tuple[str, ...] = tuple(_KNOWN["tasks"])
+TASK_SPECS: dict[str, dict] = {spec["name"]: spec for spec in _KNOWN["tasks"]}  # name -> its config, waits_for
+TASKS: tuple[str, ...] = tuple(TASK_SPECS)
 HEADINGS: tuple[str, ...] = tuple(_KNOWN["headings"])
 MIN_PAGES: int = _KNOWN["min_pages"]
 HANDIN: tuple[str, ...] = tuple(_KNOWN["handin"])

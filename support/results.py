@@ -109,17 +109,17 @@ def save_results(task: str, parameters: dict, payload: dict, results_dir: str | 
                  sources_dir: str | Path = SOURCES_DIR) -> Path:
     """Write {schema, task, parameters, fingerprint, figures, **payload} to results_dir/task.json, sealed.
 
-    `figures` holds the SHA-256 of each figure file of the task (results_dir/../figures/task*), so the
+    `figures` holds the SHA-256 of each figure file of the task (results_dir/../figures/<task>/), so the
     report can tell that the figures beside the numbers come from the same run. Written via a temporary
     file and a rename.
     """
-    figures_dir = Path(results_dir).parent / "figures"
+    figures_dir = Path(results_dir).parent / "figures" / task
     record = {
         "schema": SCHEMA_VERSION,
         "task": task,
         "parameters": parameters,
         "fingerprint": fingerprint(task, parameters, sources_dir),
-        "figures": {p.name: sha256_bytes(p.read_bytes()) for p in sorted(figures_dir.glob(f"{task}*"))
+        "figures": {p.name: sha256_bytes(p.read_bytes()) for p in sorted(figures_dir.glob("*.png"))
                     if not p.name.startswith(".")},
         **payload,
     }
@@ -181,7 +181,7 @@ def load_results(task: str, required: tuple[str, ...] = (), results_dir: str | P
                            for name, value in (expected_parameters or {}).items() if made.get(name) != value)
         raise ResultsError(f"{path} holds a run made with other parameters than this build asks for "
                            f"({differ or 'the same values, of another key'}; a run from Jupyter?): {remedy}")
-    figures_dir = Path(results_dir).parent / "figures"
+    figures_dir = Path(results_dir).parent / "figures" / task
     for name, digest in record["figures"].items():
         if not (figures_dir / name).exists() or sha256_bytes((figures_dir / name).read_bytes()) != digest:
             raise ResultsError(f"{figures_dir / name} is missing or not the figure of {path}: {remedy}")
@@ -197,7 +197,7 @@ def figure_ranges(record: dict) -> dict[str, list[dict]]:
 def figure_bytes(record: dict, name: str, figures_dir: str | Path) -> bytes:
     """The PNG of figure `name` of a results record, read once and checked against the digest the record holds (a
     run since may have replaced the file); ResultsError if it is missing or another."""
-    path = Path(figures_dir) / f"{name}.png"
+    path = Path(figures_dir) / record["task"] / f"{name}.png"
     try:
         data = path.read_bytes()
     except OSError:

@@ -1,20 +1,14 @@
-"""The experiments' configurations and the reuse of Task 3's run by Task 4."""
+"""The experiments' configurations, and a run shared by what it is made of: Task 4 takes Task 3's."""
 
 import json
 
 import numpy as np
 import pytest
 
-from experiments import (
-    SOFTMAX_RUN,
-    Task3Config,
-    Task4Config,
-    run_task3,
-    run_task4,
-    share_softmax_run,
-    take_softmax_run,
-)
+import experiments
+from experiments import Task3Config, Task4Config, fit, run_key, run_task3, run_task4, shuffle_rng
 from support import handoff
+from utils import SoftmaxModel
 
 TINY = dict(dataset="synthetic", train_size=1000, num_epochs=2, gradient_check_examples=5)
 
@@ -53,79 +47,87 @@ def build_folder(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_task4_reuses_task3s_run_only_when_it_is_the_same_computation(build_folder):
+def shared_runs(folder):
+    return sorted((folder / "models").glob("run-*.npz"))
+
+
+def test_task4_takes_task3s_run_only_when_it_is_the_same_computation(build_folder):
     t3 = Task3Config.from_notebook(**TINY)
-    out3 = run_task3(t3)
-    share_softmax_run(out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
-    assert (build_folder / "models" / f"{SOFTMAX_RUN}.npz").exists()
+    run_task3(t3)
+    assert len(shared_runs(build_folder)) == 1  # Task 3 shares its run, under the digest of all it is made of
     t4 = Task4Config.from_notebook(**TINY, lambdas=(0.5,))
-    reused = run_task4(t4)
-    trained = run_task4(t4, reuse_task3=False)
-    assert reused["lambda0_from_task3"] and not trained["lambda0_from_task3"]
-    assert json.dumps(reused["runs"]["0.0"].to_dict()) == json.dumps(trained["runs"]["0.0"].to_dict())
-    assert np.array_equal(reused["weights"]["0.0"], trained["weights"]["0.0"])
-    assert list(reused["runs"]) == list(trained["runs"]) == ["2.0", "0.5", "0.0"]  # 2.0: a weight image
-    assert take_softmax_run(Task4Config.from_notebook(**{**TINY, "num_epochs": 3})) is None  # other settings
-    (build_folder / "models" / f"{SOFTMAX_RUN}.npz").unlink()
-    assert take_softmax_run(t4) is None
+    taken = run_task4(t4)
+    assert len(shared_runs(build_folder)) == 1  # lambda = 0 was Task 3's run: taken, not trained again
+    shared_runs(build_folder)[0].unlink()
+    trained = run_task4(t4)
+    assert json.dumps(taken["runs"]["0.0"].to_dict()) == json.dumps(trained["runs"]["0.0"].to_dict())
+    assert np.array_equal(taken["weights"]["0.0"], trained["weights"]["0.0"])
+    assert list(taken["runs"]) == list(trained["runs"]) == ["2.0", "0.5", "0.0"]  # 2.0: a weight image
 
 
-def test_task4_waits_for_task3s_run_while_a_build_is_still_making_it(build_folder, monkeypatch):
+@pytest.mark.parametrize("change", ["num_epochs", "learning_rate", "batch_size", "dtype", "shuffle_seed",
+                                    "shuffle_order", "early_stopping_patience", "train_size", "lambda", "code"])
+def test_a_run_is_taken_only_when_all_it_is_made_of_is_the_same(build_folder, change, monkeypatch):
+    """The digest covers every setting of the run, the data, the generator and the code: any one changed (a new
+    setting too, with no list to add it to) and the run is trained again."""
+    cfg = Task3Config.from_notebook(**TINY)
+
+    def key(cfg, lam=0.0):
+        data = experiments._softmax_data(cfg)[2]
+        settings = dict(learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, num_epochs=cfg.num_epochs,
+                        shuffle=True, rng=shuffle_rng(cfg), early_stopping_patience=cfg.early_stopping_patience)
+        return run_key(SoftmaxModel(lam, dtype=cfg.dtype), data, settings)
+
+    other = {"num_epochs": 3, "learning_rate": 0.02, "batch_size": 64, "dtype": "float64", "shuffle_seed": 1,
+             "shuffle_order": "generator", "early_stopping_patience": None, "train_size": 900}
+    before = key(cfg)
+    if change == "lambda":
+        assert key(cfg, lam=0.1) != before
+    elif change == "code":
+        monkeypatch.setattr(experiments, "modules_digest", lambda *paths, sources_dir=None: "trainer.py edited")
+        assert key(cfg) != before
+    else:
+        assert key(Task3Config.from_notebook(**{**TINY, change: other[change]})) != before
+    assert key(cfg) == before or change == "code"
+
+
+def test_a_taken_run_leaves_the_model_and_the_generator_as_training_would(build_folder):
+    data = experiments._softmax_data(Task3Config.from_notebook(**TINY))[2]
+    settings = dict(learning_rate=0.01, batch_size=32, num_epochs=2, shuffle=True)
+    trained_model, taken_model = SoftmaxModel(), SoftmaxModel()
+    trained_rng, taken_rng = np.random.RandomState(3), np.random.RandomState(3)
+    trained = fit(trained_model, *data, **settings, rng=trained_rng, share_in="synthetic")
+    taken = fit(taken_model, *data, **settings, rng=taken_rng, share_in="synthetic")
+    assert taken.to_dict() == trained.to_dict() and np.array_equal(taken_model.w, trained_model.w)
+    assert taken_rng.randint(10**9) == trained_rng.randint(10**9)  # the generator drew what training draws
+
+
+def test_task4_waits_for_task3s_run_while_a_build_is_still_making_it(build_folder, monkeypatch, tmp_path):
+    import shutil
     import threading
 
-    t3 = Task3Config.from_notebook(**TINY)
-    out3 = run_task3(t3)
+    run_task3(Task3Config.from_notebook(**TINY))
+    made = shared_runs(build_folder)[0]
+    aside = tmp_path / "aside.npz"
+    shutil.move(made, aside)  # Task 3 still runs: its run is not published yet
     pending = build_folder / "task3.running"
     pending.touch()
     monkeypatch.setenv(handoff.WAIT_ENV, str(pending))
 
     def task3_finishes():  # as the build does: the run is published, then the marker goes
-        share_softmax_run(out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
+        shutil.move(aside, made)
         pending.unlink()
 
     timer = threading.Timer(0.3, task3_finishes)
     timer.start()
-    assert take_softmax_run(Task4Config.from_notebook(**TINY)) is not None
+    run_task4(Task4Config.from_notebook(**TINY, lambdas=(0.5,)))
     timer.join()
-    (build_folder / "models" / f"{SOFTMAX_RUN}.npz").unlink()
+    assert shared_runs(build_folder) == [made]  # taken: nothing trained and shared beside it
+    made.unlink()
     pending.touch()
     threading.Timer(0.2, pending.unlink).start()  # Task 3 failed: the wait ends with the marker, without a run
-    assert take_softmax_run(Task4Config.from_notebook(**TINY)) is None
-
-
-def test_while_waiting_an_old_run_is_read_again_only_when_replaced(build_folder, monkeypatch):
-    import threading
-
-    t3 = Task3Config.from_notebook(**TINY)
-    out3 = run_task3(t3)
-    share_softmax_run(out3["runs"]["softmax"], out3["weights"]["softmax"], t3)  # a run of other settings than t4's
-    pending = build_folder / "task3.running"
-    pending.touch()
-    monkeypatch.setenv(handoff.WAIT_ENV, str(pending))
-    loads, load = [], handoff._load
-    monkeypatch.setattr(handoff, "_load", lambda *args: loads.append(1) or load(*args))
-    t3_again = Task3Config.from_notebook(**{**TINY, "num_epochs": 3})
-
-    def task3_finishes():
-        out = run_task3(t3_again)
-        share_softmax_run(out["runs"]["softmax"], out["weights"]["softmax"], t3_again)
-        pending.unlink()
-
-    timer = threading.Timer(0.5, task3_finishes)
-    timer.start()
-    assert take_softmax_run(Task4Config.from_notebook(**{**TINY, "num_epochs": 3})) is not None
-    timer.join()
-    assert len(loads) <= 3  # at the start, once replaced (and once more if the rename fell between two looks)
-
-
-def test_a_saved_run_of_other_code_is_not_reused(build_folder, monkeypatch):
-    t3 = Task3Config.from_notebook(**TINY)
-    out3 = run_task3(t3)
-    share_softmax_run(out3["runs"]["softmax"], out3["weights"]["softmax"], t3)
-    t4 = Task4Config.from_notebook(**TINY, lambdas=(0.5,))
-    assert take_softmax_run(t4) is not None
-    monkeypatch.setattr(handoff, "modules_digest", lambda *paths, sources_dir=None: "trainer.py edited since")
-    assert take_softmax_run(t4) is None
+    run_task4(Task4Config.from_notebook(**TINY, lambdas=(0.5,)))
+    assert shared_runs(build_folder) == [made]  # trained, and shared as Task 3's would have been
 
 
 def test_the_course_order_is_what_its_batch_loader_draws_from_numpys_global_generator():

@@ -88,3 +88,13 @@ def test_an_import_inside_a_function_says_why():
                     if "#" not in line:
                         unexplained.append(f"{path.relative_to(ROOT)}:{inner.lineno}: {line.strip()}")
     assert not unexplained, "\n".join(unexplained)
+
+
+def test_the_machinery_names_no_task():
+    """The tasks are pyproject.toml's list alone: nothing under tools/ or support/ names one (adding a task is its
+    notebook and a line there)."""
+    import re
+
+    named = [f"{p.relative_to(ROOT)}:{n}" for p in MODULES if p.parts[len(ROOT.parts)] in ("tools", "support")
+             for n, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"\btask[0-9]", line)]
+    assert not named, named

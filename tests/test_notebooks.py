@@ -10,7 +10,7 @@ import pytest
 
 from experiments import TASK_CONFIGS
 from support.export import run_with_answers
-from support.handoff import OUT_ENV, RESULTS_ENV, SHARED_ENV
+from support.handoff import OUT_ENV, RESULTS_ENV, SHARED_ENV, TASK_ENV
 from support.inline import render, unevaluated
 from support.results import load_results
 
@@ -55,9 +55,9 @@ SMOKE = {
     "task4": dict(train_size=1000, num_epochs=2, lambdas=[2.0, 0.02]),
 }
 FIGURES = {
-    "task2": ["task2b_loss", "task2c_accuracy", "task2e_shuffle", "task2f_weights", "task2f_mistakes"],
-    "task3": ["task3b_loss", "task3c_accuracy", "task3e_confusion", "task3e_mistakes"],
-    "task4": ["task4b_weights", "task4c_val_accuracy", "task4e_norm"],
+    "task2": ["loss", "accuracy", "shuffle", "weights", "mistakes"],
+    "task3": ["loss", "accuracy", "confusion", "mistakes"],
+    "task4": ["weights", "val_accuracy", "norm"],
 }
 
 
@@ -70,6 +70,7 @@ def smoke_build(tmp_path_factory):
         env.setenv(OUT_ENV, str(build))
         env.setenv(SHARED_ENV, str(build))
         for task, overrides in SMOKE.items():
+            env.setenv(TASK_ENV, task)  # which notebook runs (Jupyter tells the kernel the notebook's path)
             params = dict(overrides, dataset="synthetic", gradient_check_examples=10, progress=False)
             papermill.execute_notebook(ROOT / f"{task}.ipynb", build / f"{task}.ipynb", parameters=params,
                                        cwd=str(ROOT), kernel_name="python3", progress_bar=False)
@@ -85,7 +86,7 @@ def smoke_build(tmp_path_factory):
 def test_task_notebooks_write_their_figures_and_results(smoke_build, task):
     for name in FIGURES[task]:
         for ext, magic in (("png", b"\x89PNG"),):
-            path = smoke_build / "figures" / f"{name}.{ext}"
+            path = smoke_build / "figures" / task / f"{name}.{ext}"
             assert path.read_bytes()[:4] == magic and path.stat().st_size > 1000
     record = load_results(task, ("runs", "gradient_check", "data"), smoke_build / "results")
     config = TASK_CONFIGS[task].from_notebook(**SMOKE[task], dataset="synthetic", gradient_check_examples=10)

@@ -39,7 +39,7 @@ def test_items_split_at_spaces_outside_brackets_and_quotes():
     [
         ("task3.num_epoch=20", "", "", r"task3 has no parameter 'num_epoch'; .* cell sets .*num_epochs"),
         ("task9.x=1", "", "", r"unknown task 'task9' in 'task9.x=1'; the tasks are task2, task3, task4"),
-        ("num_epochs=20", "", "", r"PARAMS items look like task3.num_epochs=20, received 'num_epochs=20'"),
+        ("num_epochs=20", "", "", r"PARAMS items look like task4.num_epochs=20, received 'num_epochs=20'"),
         ("task3.num_epochs=abc", "", "", r"task3: Task3Config.num_epochs must be int, received 'abc'"),
         ("task3.learning_rate=[1]", "", "", r"learning_rate must be float, received \[1\]"),
         ("task2.class1=Shirt", "", "", r"class1 must be a class index 0..9 or one of .* for mnist, received 'Shirt'"),

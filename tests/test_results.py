@@ -145,13 +145,13 @@ def test_a_module_added_to_the_notebooks_imports_is_fingerprinted_without_editin
 
 
 def test_a_replaced_figure_is_refused(tmp_path, sources):
-    figures = tmp_path / "figures"
-    figures.mkdir()
-    (figures / "task2b_loss.png").write_bytes(b"the figure of this run")
+    figures = tmp_path / "figures" / "task2"
+    figures.mkdir(parents=True)
+    (figures / "loss.png").write_bytes(b"the figure of this run")
     save_results("task2", {}, {"runs": 1}, tmp_path / "results", sources)
-    load_results("task2", ("runs",), tmp_path / "results", sources)
-    (figures / "task2b_loss.png").write_bytes(b"a figure of another run")
-    with pytest.raises(ResultsError, match=r"task2b_loss.png is missing or not the figure of"):
+    assert load_results("task2", ("runs",), tmp_path / "results", sources)["figures"].keys() == {"loss.png"}
+    (figures / "loss.png").write_bytes(b"a figure of another run")
+    with pytest.raises(ResultsError, match=r"task2/loss.png is missing or not the figure of"):
         load_results("task2", ("runs",), tmp_path / "results", sources)
 
 

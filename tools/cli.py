@@ -39,7 +39,7 @@ TARGETS = {
 
 
 VARIABLES = {  # name -> (default, meaning); read from NAME=value arguments, else the environment
-    "PARAMS": ("", 'task parameters, e.g. PARAMS="task3.num_epochs=20 task4.lambdas=[1, 0.1]"'),
+    "PARAMS": ("", 'task parameters: PARAMS="<task>.<name>=<value> ...", names of a notebook\'s parameters cell'),
     "SEED": ("", "every task's shuffle_seed (an integer >= 0)"),
     "DATASET": ("", "mnist (default), fashion-mnist, or synthetic (a smoke run in seconds)"),
     "PDF_ENGINE": ("auto", "latex (nbconvert + xelatex), typst (no TeX needed), or auto: latex where xelatex is"),

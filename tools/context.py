@@ -44,7 +44,7 @@ def context(variables: dict[str, str]) -> Build:
             raise BuildError(f"{name} must be one of {', '.join(allowed)}, received {variables[name]!r}. "
                              "Nothing was run.")
     pdf_epoch()  # SOURCE_DATE_EPOCH, if set, checked now
-    dataset = params["task2"]["dataset"]
+    dataset = next(iter(params.values()))["dataset"]  # the same for every task (tools/params.resolve)
     default_pdf = ROOT / ("report.pdf" if dataset == "mnist" else f"report-{dataset}.pdf")
     pdf = Path(variables.get("PDF") or default_pdf).resolve()
     folder = Path(variables.get("BUILD_DIR") or build_dir(dataset)).resolve()

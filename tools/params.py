@@ -1,5 +1,5 @@
 """The task notebooks' parameters for a build: each notebook's parameters cell (the one source of its defaults),
-with what `make report PARAMS="task3.num_epochs=20 task4.lambdas=[1, 0.1]"`, SEED and DATASET override.
+with what `make report PARAMS="<task>.<name>=<value> ..."`, SEED and DATASET override.
 
 `resolve(PARAMS, SEED, DATASET)` reads the cells, applies the overrides (papermill's rule: any name of the cell),
 checks every value against experiments.py's configurations (types and ranges) and returns each notebook's full set
@@ -24,6 +24,7 @@ from tools.common import ROOT
 # model often confuses, so the curves, early stopping and shuffling have something to show.
 DEFAULT_PAIRS = {"fashion-mnist": ("Pullover", "Coat")}
 CLOSING = {"[": "]", "(": ")", "{": "}"}
+EXAMPLE = f"{list(TASK_CONFIGS)[-1]}.num_epochs=20"  # a PARAMS item, for messages
 MAX_DIGITS = 30  # an integer parameter longer than this is a typo (seeds stop at 10 digits, 2**32 - 1)
 
 
@@ -67,8 +68,10 @@ def parse(params: str, seed: str = "", dataset: str = "") -> dict[str, dict]:
                                  f"{shown(dataset)}")
         for task in TASK_CONFIGS:
             overrides[task]["dataset"] = dataset
-        for name, value in zip(("class1", "class2"), DEFAULT_PAIRS.get(dataset, ())):
-            overrides["task2"][name] = value
+        pair = dict(zip(("class1", "class2"), DEFAULT_PAIRS.get(dataset, ())))
+        for task, config in TASK_CONFIGS.items():  # the tasks of two classes: the data set's pair
+            fields = {f.name for f in dataclasses.fields(config)}
+            overrides[task].update((name, value) for name, value in pair.items() if name in fields)
         if dataset == "synthetic":  # 3000 training images: a smoke run of the whole report in seconds
             for task in TASK_CONFIGS:
                 overrides[task]["train_size"] = 2000
@@ -85,7 +88,7 @@ def parse(params: str, seed: str = "", dataset: str = "") -> dict[str, dict]:
         given[key] = item
         task, dot, name = key.partition(".")
         if not sep or not dot:
-            raise ParameterError(f"PARAMS items look like task3.num_epochs=20, received {shown(item)}")
+            raise ParameterError(f"PARAMS items look like {EXAMPLE}, received {shown(item)}")
         if task not in TASK_CONFIGS:
             raise ParameterError(f"unknown task {task!r} in {item!r}; the tasks are {', '.join(TASK_CONFIGS)}")
         names = list(notebook_defaults(task))
@@ -136,4 +139,9 @@ def resolve(params: str = "", seed: str = "", dataset: str = "") -> dict[str, di
             message = f"{task}.{exc}" if str(exc).startswith(name + " ") else f"{task}: {exc}"
             raise ParameterError(message + where) from None
         resolved[task] = config.as_dict()
+    datasets = {task: values["dataset"] for task, values in resolved.items()}
+    if len(set(datasets.values())) > 1:  # one report, one build folder: of one data set
+        listed = ", ".join(f"{task}: {name}" for task, name in datasets.items())
+        raise ParameterError(f"every task notebook must use the same data set, received {listed}; DATASET=<name> "
+                             "sets them all")
     return resolved

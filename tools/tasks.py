@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from support import fetch
-from support.handoff import OUT_ENV, SHARED_ENV, WAIT_ENV
-from support.project import TASKS
+from support.handoff import OUT_ENV, SHARED_ENV, TASK_ENV, WAIT_ENV
+from support.project import TASK_SPECS, TASKS
 from support.results import ResultsError, fingerprint, load_results, problem_of, read_results
 from tools.common import ROOT, BuildError, say
 from tools.context import Build
@@ -51,7 +51,8 @@ def step_task(build: Build, task: str, reason: str, wait_for: Path | None = None
     expected = fingerprint(task, build.params[task])
     started = time.monotonic()
     staging = staging_dir(build, task)
-    handoff = {OUT_ENV: str(staging), SHARED_ENV: str(build.dir), **({WAIT_ENV: str(wait_for)} if wait_for else {})}
+    handoff = {TASK_ENV: task, OUT_ENV: str(staging), SHARED_ENV: str(build.dir),
+               **({WAIT_ENV: str(wait_for)} if wait_for else {})}
     parameters = {**build.params[task], "progress": False}
     run_notebook(ROOT / f"{task}.ipynb", staging / "notebooks" / f"{task}.ipynb", parameters, {**os.environ, **handoff})
     try:
@@ -61,9 +62,9 @@ def step_task(build: Build, task: str, reason: str, wait_for: Path | None = None
     if record["fingerprint"]["key"] != expected["key"]:
         raise BuildError(f"{task}.ipynb changed (or a module did) while it ran: run the build again")
     for folder in ("figures", "models", "notebooks"):  # the results file last: it vouches for the rest
-        for path in sorted((staging / folder).glob("*")) if (staging / folder).exists() else ():
-            if not path.name.startswith("."):
-                publish(path, build.dir / folder / path.name)
+        for path in sorted((staging / folder).rglob("*")) if (staging / folder).exists() else ():
+            if path.is_file() and not path.name.startswith("."):
+                publish(path, build.dir / path.relative_to(staging))
     publish(staging / "results" / f"{task}.json", build.dir / "results" / f"{task}.json")
     shutil.rmtree(staging, ignore_errors=True)
     return [f"{task}.ipynb ran ({reason})", f"==> {task + '.ipynb':24} {time.monotonic() - started:.1f} s"]
@@ -77,29 +78,29 @@ def stale_tasks(build: Build) -> dict[str, str]:
 def step_figures(build: Build, stale: dict[str, str] | None = None, one_left=None) -> dict[str, str]:
     """The task notebooks whose results are `stale` (default: stale_tasks), all at once; {task: key}.
 
-    Task 4 reuses Task 3's run as its lambda = 0 run: it trains its other lambdas meanwhile, and waits for that
-    run at the end while the file `task3.running` says Task 3 is still running. `one_left()` is called once, when
-    at most one notebook is still running (a core is then free).
+    A task that waits for another (pyproject.toml's `waits_for`: it takes that task's run when it is the same
+    computation) trains its own runs meanwhile, and waits for that run while the file `<task>.running` says the other
+    task still runs. `one_left()` is called once, when at most one notebook is still running (a core is then free).
     """
     STOP.clear()  # a failure of an earlier build in this process (make watch) stopped its commands
     if stale is None:
         step_data(build)
         stale = stale_tasks(build)
-    pending = build.staging / "task3.running"
-    if "task3" in stale:
-        pending.parent.mkdir(parents=True, exist_ok=True)
-        pending.touch()
+    running = {task: build.staging / f"{task}.running" for task in stale}
+    waited = {TASK_SPECS[task].get("waits_for") for task in stale} & set(stale)
+    for task in waited:
+        running[task].parent.mkdir(parents=True, exist_ok=True)
+        running[task].touch()
 
-    def task3() -> list[str]:
+    def run(task: str) -> list[str]:
+        other = TASK_SPECS[task].get("waits_for")
         try:
-            return step_task(build, "task3", stale["task3"])
+            return step_task(build, task, stale[task], wait_for=running[other] if other in waited else None)
         finally:
-            pending.unlink(missing_ok=True)  # after its run is published (or it failed): Task 4 stops waiting
+            running[task].unlink(missing_ok=True)  # published (or failed): who waits for it stops waiting
 
-    runs = {"task2": lambda: step_task(build, "task2", stale["task2"]), "task3": task3,
-            "task4": lambda: step_task(build, "task4", stale["task4"], wait_for=pending)}
     with ThreadPoolExecutor(max_workers=len(TASKS)) as pool:
-        futures = [pool.submit(runs[task]) for task in stale]
+        futures = [pool.submit(run, task) for task in stale]
         try:
             if one_left and len(futures) <= 1:
                 one_left()

@@ -90,7 +90,8 @@ def test_results_a_jupyter_run_writes_during_a_build_never_reach_its_pdf(project
     shutil.rmtree(jupyter, ignore_errors=True)
     jupyter.mkdir()
     params = {**json.loads(results.read_text())["parameters"], "shuffle_seed": 0, "progress": False}
-    env = {"TDT4265_OUT_DIR": str(jupyter)}  # made aside first, then landed in one go, as a save does
+    env = {"TDT4265_OUT_DIR": str(jupyter),  # made aside first, then landed in one go, as a save does
+           "JPY_SESSION_NAME": str(project / "task2.ipynb")}  # what Jupyter tells a notebook's kernel
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -101,8 +102,8 @@ def test_results_a_jupyter_run_writes_during_a_build_never_reach_its_pdf(project
             os.environ.pop(k) if v is None else os.environ.update({k: v})
     proc = make(project, "report", params=seed1.replace("task3.num_epochs=2", "task3.num_epochs=3"), wait=False)
     wait_for(staged(project, "task3."))  # Task 2 is current: the build trusts it, and trains Task 3
-    for figure in (jupyter / "figures").iterdir():
-        shutil.copy(figure, build_dir(project) / "figures" / figure.name)
+    for figure in (jupyter / "figures" / "task2").iterdir():
+        shutil.copy(figure, build_dir(project) / "figures" / "task2" / figure.name)
     shutil.copy(jupyter / "results" / "task2.json", results)  # the Jupyter run's seed 0 lands
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode in (0, 1) and "Traceback" not in output, output

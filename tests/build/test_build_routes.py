@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import AS_ROOT, STRIPPED, build_dir, edit_cell, make, pdf, pdf_text, wait_for
+from conftest import AS_ROOT, SMOKE, STRIPPED, build_dir, edit_cell, make, pdf, pdf_text, wait_for
 
 pytestmark = pytest.mark.notebooks
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,3 +130,25 @@ def test_make_f_with_a_path_that_has_spaces_from_another_folder(project, tmp_pat
     proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
                           env={k: v for k, v in os.environ.items() if k not in STRIPPED})
     assert proc.returncode == 0 and "task3: num_epochs=5" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_a_task_added_by_copying_its_notebook_and_listing_it_runs_in_make_report(project):
+    """task3.ipynb saved as task5.ipynb and listed in pyproject.toml: make report runs it and writes its results and
+    figures under its own name, with no other file changed."""
+    pyproject = project / "pyproject.toml"
+    before = pyproject.read_text()
+    last = '{name = "task4", config = "Task4Config", waits_for = "task3"}]'
+    assert last in before
+    shutil.copy(project / "task3.ipynb", project / "task5.ipynb")
+    pyproject.write_text(before.replace(last, last[:-1] + ',\n         {name = "task5", config = "Task3Config"}]'))
+    try:
+        smoke = "task5.train_size=600 task5.num_epochs=2 task5.gradient_check_examples=5 " + SMOKE
+        code, output = make(project, "report", params=smoke)
+        assert code == 0 and "task5.ipynb ran" in output, output
+        record = json.loads((build_dir(project) / "results" / "task5.json").read_text())
+        assert record["task"] == "task5" and record["parameters"]["num_epochs"] == 2
+        figures = sorted(p.name for p in (build_dir(project) / "figures" / "task5").iterdir())
+        assert figures == sorted(record["figures"]) and len(figures) == 4, figures
+    finally:
+        pyproject.write_text(before)
+        (project / "task5.ipynb").unlink()
