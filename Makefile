@@ -1,5 +1,5 @@
-# TDT4265 assignment 1, reproduced. The front door: every target is `python make.py <target>`, which is the
-# build itself (Windows, or no make: run `py make.py report` directly). `make help` lists the targets.
+# TDT4265 assignment 1, reproduced. The front door: `make <target>` is `python make.py <target>`, the build itself
+# (Windows, or no make: run `py make.py report` directly). `make help` lists the targets; make.py alone knows them.
 # Written for GNU make 3.81 (macOS) and later: nothing but plain rules.
 
 PYTHON ?= python3
@@ -9,12 +9,13 @@ PYTHON ?= python3
 # this one, so MAKEFILE_LIST is its path, spaces and all (make sees the words between them; the last one ends in
 # Makefile)
 MAKE_PY := $(patsubst %Makefile,%make.py,$(strip $(MAKEFILE_LIST)))
+empty :=
+space := $(empty) $(empty)
 
-TARGETS := report test submission watch params setup data figures html tex lint lock bench lab clean distclean help \
-           check-report
-
-.PHONY: $(TARGETS)
 .DEFAULT_GOAL := help
-
-$(TARGETS):
+# this file is not made by a rule (without this, the one below would be tried on it)
+$(subst $(space),\$(space),$(strip $(MAKEFILE_LIST))): ;
+# every target, even one named like a folder (data, bench): make.py says what it is
+%: FORCE
 	@"$(PYTHON)" "$(MAKE_PY)" $@
+FORCE: ;

@@ -98,3 +98,17 @@ def test_the_machinery_names_no_task():
     named = [f"{p.relative_to(ROOT)}:{n}" for p in MODULES if p.parts[len(ROOT.parts)] in ("tools", "support")
              for n, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"\btask[0-9]", line)]
     assert not named, named
+
+
+def test_the_targets_are_listed_once():
+    """tools/cli.py's TARGETS names them (the Makefile passes any name on); each is a function target_<name> of the
+    build, and no such function lacks its entry."""
+    import tools.targets
+    from tools.cli import TARGETS
+
+    handled_before_the_environment = {"help", "clean", "distclean"}
+    functions = {name.removeprefix("target_").replace("_", "-") for name in dir(tools.targets)
+                 if name.startswith("target_") and callable(getattr(tools.targets, name))}
+    assert functions == set(TARGETS) - handled_before_the_environment
+    rules = [line for line in (ROOT / "Makefile").read_text().splitlines() if ":" in line and not line.startswith("#")]
+    assert not [line for line in rules if any(line.startswith(f"{name}:") or f" {name} " in line for name in TARGETS)]

@@ -17,7 +17,8 @@ from tools.venv import DirLock, check_interpreter, ensure_venv, point_jupyter
 
 TARGETS = {
     "report": "the whole report: parameters, .venv, data, task notebooks, report.pdf",
-    "test": "the test suite (synthetic data, no network)",
+    "test": "the unit tests: the modules a student edits and the build's logic (synthetic data, no network, ~1 min)",
+    "test-build": "the tests that run whole builds in a copy of the project (minutes; CI runs them)",
     "submission": "the course's hand-in: report.pdf brought up to date, and assignment_code.zip of its code",
     "watch": "rebuild report.pdf whenever a notebook or a module is saved with new content (Ctrl-C stops)",
     "params": "check PARAMS, SEED and DATASET and print what differs from the course's defaults; runs nothing",

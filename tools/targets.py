@@ -24,7 +24,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 from experiments import TASK_CONFIGS
 from support.project import JUPYTER_CONFIG, WATCH, files
 from support.sources import NotebookError
-from tools.checks import target_check_report
+from tools.checks import target_check_report  # noqa: F401 (a target: function_of finds it by its name)
 from tools.common import ROOT, STOP_SIGNALS, BuildError, file_sha256, os_error, say
 from tools.context import Build, context
 from tools.handin import write_handin
@@ -32,12 +32,6 @@ from tools.pdf import INSTALL_TEX, pandoc_env, step_html, step_pdf, step_tex
 from tools.processes import STOP, build_lock, python
 from tools.report import ResultsChanged, start_report_run, step_report
 from tools.tasks import stale_tasks, step_data, step_figures
-
-
-def print_params(build: Build) -> None:
-    for task, values in build.params.items():
-        changed = TASK_CONFIGS[task](**values).changed()
-        print(f"{task}: " + (", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items()) or "the course's values"))
 
 
 def figures_and_report(build: Build, warm_up: str | None = None) -> Path:
@@ -169,35 +163,56 @@ def target_lab(build: Build) -> None:
 UNLOCKED = ("--no-emit-package", "rfc3987-syntax", "--no-emit-package", "lark")
 
 
-TARGETS = {
-    "setup": lambda build: print(f"setup: {sys.executable} has the locked packages"),
-    "params": print_params,
-    "data": lambda build: (step_data(build), print(f"data: {build.dataset} verified")),
-    "figures": target_figures,
-    "report": target_report,
-    "html": target_html,
-    "tex": target_tex,
-    "check-report": target_check_report,
-    "submission": target_submission,
-    "watch": target_watch,
-    "test": lambda build: passthrough(python("-m", "pytest", *shlex.split(build.variables["PYTEST_ARGS"]))),
-    "lint": lambda build: (passthrough(python("-m", "ruff", "check", ".")),
-                           passthrough(python("-m", "tools.check_notebooks"))),
-    "lock": lambda build: (passthrough(python("-m", "uv", "pip", "compile", "--universal", "--generate-hashes",
-                                              "--python-version", "3.11", "-q", "requirements.txt", "-o",
-                                              "requirements.lock", *UNLOCKED)),
-                           passthrough(python("-m", "tools.wheels"))),  # a wheel for every platform served
-    "bench": lambda build: passthrough(python(str(ROOT / "bench" / "run.py"),
-                                              *shlex.split(build.variables["BENCH_ARGS"]))),
-    "lab": target_lab,
-}
+def target_setup(build: Build) -> None:
+    print(f"setup: {sys.executable} has the locked packages")
+
+
+def target_params(build: Build) -> None:
+    for task, values in build.params.items():
+        changed = TASK_CONFIGS[task](**values).changed()
+        print(f"{task}: " + (", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items()) or "the course's values"))
+
+
+def target_data(build: Build) -> None:
+    step_data(build)
+    print(f"data: {build.dataset} verified")
+
+
+def target_test(build: Build) -> None:
+    """The unit tests (pyproject.toml leaves out those marked build)."""
+    passthrough(python("-m", "pytest", *shlex.split(build.variables["PYTEST_ARGS"])))
+
+
+def target_test_build(build: Build) -> None:
+    """The tests that run whole builds, in a copy of the project (tests/build/)."""
+    passthrough(python("-m", "pytest", "-m", "build", "tests/build", *shlex.split(build.variables["PYTEST_ARGS"])))
+
+
+def target_lint(build: Build) -> None:
+    passthrough(python("-m", "ruff", "check", "."))
+    passthrough(python("-m", "tools.check_notebooks"))
+
+
+def target_lock(build: Build) -> None:
+    passthrough(python("-m", "uv", "pip", "compile", "--universal", "--generate-hashes", "--python-version", "3.11",
+                       "-q", "requirements.txt", "-o", "requirements.lock", *UNLOCKED))
+    passthrough(python("-m", "tools.wheels"))  # a wheel for every platform served
+
+
+def target_bench(build: Build) -> None:
+    passthrough(python(str(ROOT / "bench" / "run.py"), *shlex.split(build.variables["BENCH_ARGS"])))
+
+
+def function_of(name: str):
+    """The function of a target named in tools/cli.py's TARGETS: target_<name>, a dash read as an underscore."""
+    return globals()[f"target_{name.replace('-', '_')}"]
 
 
 def run(targets: list[str], variables: dict[str, str]) -> int:
     build = context(variables)
     try:
         for target in targets:
-            TARGETS[target](build)
+            function_of(target)(build)
     except KeyboardInterrupt:
         STOP.set()
         kept = f"; {build.pdf.name} is the last good one" if build.pdf.exists() else ""

@@ -1,4 +1,4 @@
-"""What the build tests share: a copy of the project in a folder whose name has a space, built once on synthetic
+"""What the build tests share (`make test-build`): a copy of the project in a folder whose name has a space, built once on synthetic
 data (Typst), and the ways to run make.py in it, edit it and watch its processes."""
 
 import json
@@ -28,6 +28,13 @@ POSIX_SIGNALS = pytest.mark.skipif(not hasattr(os, "killpg"), reason="signals a 
 # tests that mount a file system (a full disk, a read-only checkout): root, and mount and umount on PATH
 AS_ROOT = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None
                              or shutil.which("umount") is None, reason="mounts a file system (root, mount, umount)")
+
+
+def pytest_collection_modifyitems(items):
+    """Every test here runs whole builds: marked build, which `make test` leaves out and `make test-build` runs."""
+    for item in items:
+        if Path(item.fspath).parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.build)
 
 
 @pytest.fixture(scope="session")

@@ -200,7 +200,7 @@ def test_a_test_that_needs_a_tool_skips_where_it_is_absent(tmp_path):
     bare = tmp_path / "bin"
     bare.mkdir()
     (bare / "python3").symlink_to(sys.executable)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "-m", "build",
                            "tests/build/test_build_trust.py::test_a_full_disk_in_the_pdf_step_names_the_file",
                            "tests/build/test_build.py::test_a_full_disk_ends_the_build_with_one_line_and_keeps_the_last_pdf"],
                           cwd=ROOT, capture_output=True, text=True,
