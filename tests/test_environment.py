@@ -62,3 +62,24 @@ def test_offline_without_venv_says_once_that_the_network_is_needed(tmp_path):
     assert proc.returncode == 2 and "Retrying" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert "the network is needed this once" in lines[-2], lines
     assert lines[-1].startswith("error: PyPI could not be reached to install .venv") and "PY=" in lines[-1], lines
+
+
+def test_the_lock_check_names_a_platform_without_a_wheel(capsys):
+    """tools/wheels.py asks uv to resolve the lock for each platform from wheels alone: a platform served that lacks
+    one fails the check, naming the package; one not served (Windows on ARM) is named, and passes."""
+    import subprocess
+
+    from tools import wheels
+
+    def uv(command, **kwargs):
+        platform = command[command.index("--python-platform") + 1]
+        lacks = {"x86_64-apple-darwin": "demo==1.0", "aarch64-pc-windows-msvc": "pypandoc-binary==1.17"}.get(platform)
+        stderr = (f"error: No solution found\n  cause: Because {lacks} has no wheels with a matching platform tag "
+                  f"(e.g., `x`) and you require {lacks}, we can conclude that your requirements are unsatisfiable.")
+        return subprocess.CompletedProcess(command, 1 if lacks else 0, "", stderr if lacks else "")
+
+    assert wheels.main(run=uv) == 1
+    out = capsys.readouterr().out
+    assert "macOS x86_64 (Intel): no wheel for Python 3.11: demo==1.0; Python 3.12: demo==1.0" in out
+    assert "Windows arm64: no wheel for Python 3.11: pypandoc-binary==1.17" in out and "(not served" in out
+    assert "Linux x86_64: a wheel for every pin, Python 3.11 to 3.13" in out

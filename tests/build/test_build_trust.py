@@ -208,26 +208,6 @@ def test_a_test_that_needs_a_tool_skips_where_it_is_absent(tmp_path):
     assert proc.returncode == 0 and "2 skipped" in proc.stdout, proc.stdout[-2000:]
 
 
-def test_the_lock_check_names_a_platform_without_a_wheel():
-    """tools/wheels.py, on a made-up index: a pin whose wheels miss Intel Macs is named for that platform only."""
-    from packaging.markers import Marker
-
-    from tools.wheels import missing_wheels
-
-    def wheel(tag):
-        return {"filename": f"demo-1.0-cp311-abi3-{tag}.whl", "hashes": {"sha256": tag.ljust(64, "0")[:64]}}
-
-    tags = ["manylinux_2_17_x86_64", "manylinux_2_17_aarch64", "macosx_11_0_arm64", "win_amd64", "win_arm64"]
-    index = {"demo": [wheel(tag) for tag in tags], "pure": [{"filename": "pure-2.0-py3-none-any.whl",
-                                                             "hashes": {"sha256": "f" * 64}}]}
-    pins = [("demo", "1.0", None, {tag.ljust(64, "0")[:64] for tag in tags}), ("pure", "2.0", None, {"f" * 64}),
-            ("winonly", "1.0", Marker("sys_platform == 'win32'"), set())]
-    missing = missing_wheels(pins, {**index, "winonly": []})
-    assert set(missing) == {"macOS x86_64 (Intel)", "Windows x64", "Windows arm64"}
-    assert all("demo==1.0" in gap for gap in missing["macOS x86_64 (Intel)"])
-    assert missing["Windows x64"] == [f"winonly==1.0 (Python 3.{minor})" for minor in (11, 12, 13)]
-
-
 def test_check_report_refuses_a_pdf_of_other_parameters(project):
     code, output = make(project, "check-report", "SEED=3")
     assert code != 0 and "made with other parameters" in output, output
