@@ -24,7 +24,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 from experiments import TASK_CONFIGS
 from support.project import JUPYTER_CONFIG, WATCH, files
 from support.sources import NotebookError
-from tools.checks import target_check_report  # noqa: F401 (a target: function_of finds it by its name)
+from tools.report_checks import target_check_report  # noqa: F401 (a target: function_of finds it by its name)
 from tools.common import ROOT, STOP_SIGNALS, BuildError, file_sha256, os_error, say
 from tools.context import Build, context
 from tools.handin import write_handin
