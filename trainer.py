@@ -32,8 +32,10 @@ class TrainingDivergedError(FloatingPointError):
 def should_early_stop(validation_loss: dict, num_steps: int = 10) -> bool:
     """The course's rule: of the last num_steps + 1 validation losses (all of them, once there are num_steps),
     stop when the first is the lowest; {global step: loss} in the order checked."""
+    # BEGIN SOLUTION Task 2d: True when the validation loss has not reached a new low in the last num_steps checks
     relevant = list(validation_loss.values())[-(num_steps + 1):]
     return len(relevant) >= num_steps and min(relevant) == relevant[0]
+    # END SOLUTION
 
 
 class Validation(tuple):
@@ -100,11 +102,14 @@ class BaseTrainer:
 
     def train_step(self, X_batch: np.ndarray, Y_batch: np.ndarray) -> float:
         """Forward, backward and a gradient descent step on one batch; the batch's loss, before the update."""
+        # BEGIN SOLUTION Task 2b: the model's outputs for the batch, its gradient (backward), a step of gradient
+        # descent on self.model.w with self.learning_rate; return the batch's loss (utils.cross_entropy_loss)
         outputs = self.model.forward(X_batch)
         self.model.backward(X_batch, outputs, Y_batch)
         self.model.w -= self.learning_rate * self.model.grad
         self.model.zero_grad()
         return utils.cross_entropy_loss(Y_batch, outputs)
+        # END SOLUTION
 
     def validation_step(self) -> Validation:
         """(loss on the validation set, accuracy on the training set, accuracy on the validation set), and the loss

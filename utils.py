@@ -37,11 +37,14 @@ def pre_process_images(X: np.ndarray, dtype=np.float64) -> np.ndarray:
                 f"pre_process_images expects pixels in [0, 255], received values in [{X.min()}, {X.max()}]"
                 " (NaN or infinity included?); pass the raw uint8 images"
             )
+    # BEGIN SOLUTION Task 2a: scale the pixels from [0, 255] to [-1, 1] (x / 127.5 - 1) and append a column of
+    # ones, the bias input, as the last column; return an array (N, 785) of `dtype`
     out = np.empty((X.shape[0], NUM_INPUTS), dtype=dtype)
     np.divide(X, 127.5, out=out[:, :NUM_PIXELS], casting="unsafe")
     out[:, :NUM_PIXELS] -= 1
     out[:, NUM_PIXELS] = 1
     return out
+    # END SOLUTION
 
 
 def check_labels(y: np.ndarray, num_classes: int) -> np.ndarray:
@@ -63,10 +66,12 @@ def check_labels(y: np.ndarray, num_classes: int) -> np.ndarray:
 
 def one_hot_encode(Y: np.ndarray, num_classes: int, dtype=np.float64) -> np.ndarray:
     """Labels (N, 1) (or (N,)) in [0, num_classes) -> one-hot (N, num_classes)."""
-    y = check_labels(Y, num_classes)
+    y = check_labels(Y, num_classes)  # labels (N,), checked
+    # BEGIN SOLUTION Task 3a: return (N, num_classes) of `dtype`: zeros, and a 1 in column y[n] of row n
     one_hot = np.zeros((y.shape[0], num_classes), dtype=dtype)
     one_hot[np.arange(y.shape[0]), y] = 1
     return one_hot
+    # END SOLUTION
 
 
 def batch_indices(num_examples: int, batch_size: int, shuffle: bool = False, drop_last: bool = True,
@@ -82,12 +87,15 @@ def batch_indices(num_examples: int, batch_size: int, shuffle: bool = False, dro
         raise ValueError(f"batch_size must be in [1, {num_examples}] (the number of examples), received {batch_size}")
     if not shuffle:
         order = np.arange(num_examples)
-    elif isinstance(rng, np.random.Generator):
+    elif isinstance(rng, np.random.Generator):  # ours, beside the course's: a Generator's permutation
         order = rng.permutation(num_examples)
     else:
+        # BEGIN SOLUTION Task 2e: a fresh order of 0..N-1 for this epoch in `order`, shuffled as the course's
+        # batch_loader shuffles it: the list 0..N-1 shuffled by rng (a RandomState; numpy.random's own when None)
         indices = list(range(num_examples))
         (rng or np.random).shuffle(indices)
         order = np.asarray(indices)
+        # END SOLUTION
     num_batches = num_examples // batch_size if drop_last else -(-num_examples // batch_size)
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(num_batches)]
 
@@ -139,29 +147,27 @@ def load_full_mnist(*, train_size: int = 20000, val_size: int | None = None, rng
 
 
 def sigmoid(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Logistic function 1 / (1 + exp(-z)), written with tanh: no overflow for any |z|; into `out` if given."""
-    out = np.multiply(logits, 0.5, out=out)
+    """Logistic function 1 / (1 + exp(-z)) of the logits, elementwise; into `out` if given."""
+    # BEGIN SOLUTION Task 2a: the logistic function of each logit, into `out` if it is given
+    out = np.multiply(logits, 0.5, out=out)  # sigmoid(z) = (1 + tanh(z / 2)) / 2: no overflow for any |z|
     np.tanh(out, out=out)
     out += 1
     out *= 0.5
     return out
+    # END SOLUTION
 
 
 def softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Logits (N, K) -> probabilities (N, K), rows summing to 1; the row maximum is subtracted first."""
-    out = np.subtract(logits, row_max(logits)[:, None], out=out)
+    """Logits (N, K) -> probabilities (N, K), each row exp(z_k) / sum_k' exp(z_k'); into `out` if given."""
+    # BEGIN SOLUTION Task 3a: the probabilities (N, K), each row exp(z_k) / sum_k' exp(z_k'), into `out` if given
+    row_max = logits[:, 0].copy()  # subtracted first: exp overflows for large logits otherwise
+    for k in range(1, logits.shape[1]):  # column by column: ten times faster for ten classes than max(axis=1)
+        np.maximum(row_max, logits[:, k], out=row_max)
+    out = np.subtract(logits, row_max[:, None], out=out)
     np.exp(out, out=out)
     out /= out.sum(axis=1, keepdims=True)
     return out
-
-
-def row_max(values: np.ndarray) -> np.ndarray:
-    """The largest entry of each row of (N, K) -> (N,): taken column by column, ten times faster for a few columns than
-    max(axis=1), which loops over each short row."""
-    out = values[:, 0].copy()
-    for k in range(1, values.shape[1]):
-        np.maximum(out, values[:, k], out=out)
-    return out
+    # END SOLUTION
 
 
 def cross_entropy_loss(targets: np.ndarray, outputs: np.ndarray) -> float:
@@ -180,18 +186,23 @@ def cross_entropy_loss(targets: np.ndarray, outputs: np.ndarray) -> float:
         if targets.shape != outputs.shape:
             raise ValueError(f"binary targets must have shape {outputs.shape} like the outputs, received "
                              f"{targets.shape}")
-        p = np.minimum(np.maximum(outputs, tiny), below_one)  # np.clip's result, without its overhead
+        p = np.minimum(np.maximum(outputs, tiny), below_one)  # inside (0, 1): the logs stay finite
+        # BEGIN SOLUTION Task 2a: the cross-entropy of p (the outputs) against the targets, averaged over the batch,
+        # as a float
         return -float((targets * np.log(p) + (1 - targets) * np.log1p(-p)).sum()) / len(outputs)
-    if targets.shape == outputs.shape:  # one-hot, the course's
-        log_probs = np.maximum(outputs, tiny)
-        np.minimum(log_probs, below_one, out=log_probs)
-        np.log(log_probs, out=log_probs)
-        return -float(np.vdot(targets, log_probs)) / len(outputs)  # sum_n sum_k y_nk ln yhat_nk, one pass
-    labels = check_labels(targets, outputs.shape[1])
-    if labels.shape[0] != outputs.shape[0]:
-        raise ValueError(f"{outputs.shape[0]} rows of outputs but {labels.shape[0]} targets")
-    picked = outputs[np.arange(len(labels)), labels]
-    return -float(np.log(np.minimum(np.maximum(picked, tiny), below_one)).sum()) / len(labels)
+        # END SOLUTION
+    if targets.shape != outputs.shape:  # labels (N,): ours, beside the course's one-hot
+        labels = check_labels(targets, outputs.shape[1])
+        if labels.shape[0] != outputs.shape[0]:
+            raise ValueError(f"{outputs.shape[0]} rows of outputs but {labels.shape[0]} targets")
+        targets = one_hot_encode(labels, outputs.shape[1], dtype=outputs.dtype)
+    # BEGIN SOLUTION Task 3a: the cross-entropy of the outputs against the one-hot targets, averaged over the batch,
+    # as a float; take the outputs into [tiny, below_one] first, as above, so the logs stay finite
+    log_probs = np.maximum(outputs, tiny)
+    np.minimum(log_probs, below_one, out=log_probs)
+    np.log(log_probs, out=log_probs)
+    return -float(np.vdot(targets, log_probs)) / len(outputs)  # sum_n sum_k y_nk ln yhat_nk, one pass
+    # END SOLUTION
 
 
 def _open_unit_interval(dtype) -> tuple[float, float]:
@@ -241,32 +252,35 @@ class LinearModel:
         if X.ndim != 2 or X.shape[1] != self.w.shape[0]:
             raise ValueError(f"X must have shape (N, {self.w.shape[0]}), received {X.shape}; "
                              "did you forget pre_process_images (the bias column)?")
+        # BEGIN SOLUTION Task 2a: the outputs f(X w) (N, K), f the model's activation (sigmoid or softmax), into
+        # `out` if given
         logits = np.matmul(X, self.w, out=out)
         return self.activation(logits, out=logits)  # in place: the logits become the probabilities
+        # END SOLUTION
 
     def activation(self, logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError
+        """The model's f: sigmoid (BinaryModel) or softmax (SoftmaxModel)."""
+        raise TypeError(f"{type(self).__name__} has no activation: use BinaryModel or SoftmaxModel")
 
     def backward(self, X: np.ndarray, outputs: np.ndarray, targets: np.ndarray) -> None:
-        """Set `grad` (D, K) to the gradient of the mean cross-entropy plus lambda R(w), R = 1/2 sum w^2:
-        dJ/dw = -X^T (targets - outputs) / N + lambda w. Targets as the loss takes them; outputs left untouched."""
+        """Set `grad` (D, K) to the gradient of the mean cross-entropy (`loss_gradient`) plus that of lambda R(w),
+        R(w) = 1/2 sum w^2. Targets as the loss takes them (labels (N,) too); outputs left untouched."""
         if outputs.shape != (X.shape[0], self.num_outputs):
             raise ValueError(f"outputs must have shape {(X.shape[0], self.num_outputs)}, received {outputs.shape}")
-        delta = outputs - targets if np.shape(targets) == outputs.shape else self._minus_labels(outputs, targets)
-        grad = X.T @ delta
-        grad *= self.dtype.type(1.0 / X.shape[0])
+        if np.shape(targets) != outputs.shape:  # labels (N,): ours, beside the course's targets
+            labels = check_labels(targets, max(2, self.num_outputs))
+            targets = (labels[:, None].astype(outputs.dtype) if self.num_outputs == 1
+                       else one_hot_encode(labels, self.num_outputs, dtype=outputs.dtype))
+        self.grad = self.loss_gradient(X, outputs, targets)
         if self.l2_reg_lambda:
-            grad += self.dtype.type(self.l2_reg_lambda) * self.w
-        self.grad = grad
+            # BEGIN SOLUTION Task 4a: add the gradient of lambda R(w), R(w) = 1/2 sum w^2 (Task 4a), to self.grad
+            self.grad += self.dtype.type(self.l2_reg_lambda) * self.w
+            # END SOLUTION
 
-    def _minus_labels(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """outputs - one_hot(labels), without the one-hot matrix."""
-        labels = check_labels(targets, max(2, self.num_outputs))
-        if self.num_outputs == 1:
-            return outputs - labels[:, None]
-        delta = outputs.copy()
-        delta[np.arange(len(labels)), labels] -= 1
-        return delta
+    def loss_gradient(self, X: np.ndarray, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The gradient (D, K) of the cross-entropy averaged over the batch, for inputs X (N, D), outputs and targets
+        (N, K): the model's own (Task 1)."""
+        raise TypeError(f"{type(self).__name__} has no loss: use BinaryModel or SoftmaxModel")
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -280,6 +294,14 @@ class BinaryModel(LinearModel):
     def activation(self, logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return sigmoid(logits, out=out)
 
+    def loss_gradient(self, X: np.ndarray, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The gradient (D, 1) of the mean binary cross-entropy: X (N, D), outputs and targets (N, 1)."""
+        # BEGIN SOLUTION Task 2a: return the gradient (D, 1) of the cross-entropy averaged over the N examples (Task 1a)
+        grad = X.T @ (outputs - targets)
+        grad *= self.dtype.type(1.0 / X.shape[0])
+        return grad
+        # END SOLUTION
+
 
 class SoftmaxModel(LinearModel):
     """Softmax regression: yhat = softmax(X w), w (785, 10); the class is the argmax."""
@@ -292,19 +314,33 @@ class SoftmaxModel(LinearModel):
     def activation(self, logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return softmax(logits, out=out)
 
+    def loss_gradient(self, X: np.ndarray, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The gradient (D, K) of the mean cross-entropy: X (N, D), outputs and one-hot targets (N, K)."""
+        # BEGIN SOLUTION Task 3a: return the gradient (D, K) of the cross-entropy averaged over the N examples (Task 1b)
+        grad = X.T @ (outputs - targets)
+        grad *= self.dtype.type(1.0 / X.shape[0])
+        return grad
+        # END SOLUTION
+
 
 def accuracy(targets: np.ndarray, outputs: np.ndarray) -> float:
     """Fraction in [0, 1] of outputs (N, K) that predict their target: binary (N, 1) (output >= 0.5 is class 1),
     one-hot (N, K) or labels (N,) (the argmax; ties go to the first class, as numpy's argmax)."""
     targets = np.asarray(targets)
     if outputs.shape[1] == 1:
+        # BEGIN SOLUTION Task 2c: the fraction of the N examples whose prediction is their target (class 1 where the
+        # output is at least 0.5)
         return np.count_nonzero((outputs[:, 0] >= 0.5) == (targets.reshape(len(outputs), -1)[:, 0] == 1)) / len(outputs)
+        # END SOLUTION
+    # BEGIN SOLUTION Task 3c: the fraction of the N examples whose prediction, the class of the largest output (the
+    # first, in a tie), is their target: one-hot (N, K) or labels (N,)
     predicted = outputs.argmax(axis=1)
     if targets.shape == outputs.shape:  # one-hot: right where the predicted class's target is the row's 1
         if np.count_nonzero(targets) != len(targets):
             raise ValueError("one-hot targets must have exactly one 1 per row and zeros elsewhere")
         return np.count_nonzero(targets[np.arange(len(targets)), predicted] == 1) / len(targets)
     return np.count_nonzero(predicted == check_labels(targets, outputs.shape[1])) / len(outputs)
+    # END SOLUTION
 
 
 def calculate_accuracy(X: np.ndarray, targets: np.ndarray, model: LinearModel) -> float:

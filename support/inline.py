@@ -5,7 +5,8 @@ which JupyterLab shows), and written into the Markdown for an export.
 A Markdown cell that starts with {eval}`when(...)` is a branch: it is kept (without that mark) when the expression
 gives '', and left out otherwise (answers.when). A Markdown cell that is one level-1 heading, with at most one line
 under it, before any other Markdown, is the document's title: a heading "Report" over the line "on MNIST" make
-"Report on MNIST". Standard library only: the build's runner and nbconvert (support/export.py) use it.
+"Report on MNIST". The marks around the instructor's answers (`<!-- BEGIN SOLUTION Task 3d: ... -->`, tools/regions.py)
+are comments: left out. Standard library only: the build's runner and nbconvert (support/export.py) use it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import re
 
 EVAL = re.compile(r"\{eval\}`([^`]+)`")
 BRANCH = re.compile(r"\A\s*\{eval\}`(when\([^`]*\))`[ \t]*\n?")
+# a line that marks an answer's start or end in the instructor's source (tools/regions.py)
+SOLUTION_MARK = re.compile(r"^<!-- (?P<kind>BEGIN|END) SOLUTION(?: Task (?P<task>\d[a-z])(?:: (?P<prompt>.*?))?)? -->$")
 TITLE = re.compile(r"\A#[ \t]+(\S[^\n]*?)[ \t]*(?:\n[ \t]*\n?[ \t]*([^\n#]\S[^\n]*?)[ \t]*)?\Z")
 
 
@@ -88,7 +91,7 @@ def render(book: dict, title_cell: bool = False) -> dict:
         if cell["cell_type"] != "markdown":
             cells.append(cell)
             continue
-        source, values = "".join(cell["source"]), stored(cell)
+        source, values = without_marks("".join(cell["source"])), stored(cell)
 
         def value(expression: str, source=source, values=values) -> str:
             if expression not in values:
@@ -112,6 +115,12 @@ def render(book: dict, title_cell: bool = False) -> dict:
         cells.append({**cell, "source": source, "metadata": metadata})
     metadata = {**book["metadata"], **({"title": title} if title else {})}
     return {**book, "metadata": metadata, "cells": cells}
+
+
+def without_marks(source: str) -> str:
+    """A Markdown cell's source without the lines that mark where an answer starts or ends."""
+    lines = source.splitlines(keepends=True)
+    return "".join(line for line in lines if not SOLUTION_MARK.match(line.strip())) if "<!--" in source else source
 
 
 def first_line(source: str) -> str:
