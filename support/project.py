@@ -19,8 +19,10 @@ TASK_SPECS: dict[str, dict] = {spec["name"]: spec for spec in _KNOWN["tasks"]}  
 TASKS: tuple[str, ...] = tuple(TASK_SPECS)
 HEADINGS: tuple[str, ...] = tuple(_KNOWN["headings"])
 MIN_PAGES: int = _KNOWN["min_pages"]
+REPORT_NEEDS: dict[str, list[str]] = _KNOWN["report_needs"]  # heading -> the tasks its section shows
 HANDIN: tuple[str, ...] = tuple(_KNOWN["handin"])
 WATCH: tuple[str, ...] = tuple(_KNOWN["watch"])
+INSTRUCTOR: tuple[str, ...] = tuple(_KNOWN["instructor"])  # what the student version leaves out (make student)
 JUPYTER_CONFIG = ROOT / "support" / "jupyter"  # Jupyter's settings for this project (exports, kernels)
 
 

@@ -81,6 +81,7 @@ def smoke_build(tmp_path_factory):
     return build
 
 
+@pytest.mark.finished  # the report's answers and every task's code, as the source has them
 @pytest.mark.notebooks
 @pytest.mark.parametrize("task", sorted(SMOKE))
 def test_task_notebooks_write_their_figures_and_results(smoke_build, task):
@@ -98,6 +99,7 @@ def test_task_notebooks_write_their_figures_and_results(smoke_build, task):
         assert 0.5 < run["final"]["val_accuracy"] <= 1.0  # synthetic digits are easy
 
 
+@pytest.mark.finished  # the report's answers and every task's code, as the source has them
 @pytest.mark.notebooks
 def test_task4_trains_each_lambda_once_and_lambda_zero(smoke_build):
     record = json.loads((smoke_build / "results" / "task4.json").read_text())
@@ -106,6 +108,7 @@ def test_task4_trains_each_lambda_once_and_lambda_zero(smoke_build):
     assert norms["2.0"] < norms["0.02"] < norms["0.0"]
 
 
+@pytest.mark.finished  # the report's answers and every task's code, as the source has them
 @pytest.mark.notebooks
 def test_report_shows_figures_and_prose_and_nothing_else(smoke_build):
     """Run as JupyterLab's Run All runs it (code cells, then each Markdown cell's inline expressions), the report's

@@ -37,6 +37,7 @@ def test_results_round_trip_with_parameters_schema_and_fingerprint(tmp_path, sou
     assert record["fingerprint"] == fingerprint("task2", {"seed": 3}, sources)
 
 
+@pytest.mark.finished  # whole runs: every task's code
 def test_same_seed_gives_byte_identical_results_files(tmp_path):
     paths = []
     for run in ("a", "b"):

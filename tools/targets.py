@@ -24,20 +24,21 @@ from jupyter_core.paths import jupyter_runtime_dir
 from experiments import TASK_CONFIGS
 from support.project import JUPYTER_CONFIG, WATCH, files
 from support.sources import NotebookError
-from tools.report_checks import target_check_report  # noqa: F401 (a target: function_of finds it by its name)
 from tools.common import ROOT, STOP_SIGNALS, BuildError, file_sha256, os_error, say
 from tools.context import Build, context
 from tools.handin import write_handin
 from tools.pdf import INSTALL_TEX, pandoc_env, step_html, step_pdf, step_tex
 from tools.processes import STOP, build_lock, python
 from tools.report import ResultsChanged, start_report_run, step_report
-from tools.tasks import stale_tasks, step_data, step_figures
+from tools.report_checks import target_check_report  # noqa: F401 (a target: function_of finds it by its name)
+from tools.tasks import stale_tasks, step_checks, step_data, step_figures
 
 
 def figures_and_report(build: Build, warm_up: str | None = None) -> Path:
     """The task notebooks, then the report. When one task notebook is left running (a core is free), the report's
     runner starts if the report will run, and the module `warm_up` of the next step is imported in a thread if the
     report changes: both are ready when the report's turn comes."""
+    step_checks(build)
     step_data(build)
     stale = stale_tasks(build)
     ahead = None
@@ -76,6 +77,17 @@ def target_submission(build: Build) -> None:
     """The course's two files: the PDF brought up to date, and the code it was built from as assignment_code.zip."""
     target_report(build)
     write_handin(build)
+
+
+def target_student(build: Build) -> None:
+    from tools.student import make_student  # the instructor's target: its module only when asked
+
+    make_student()
+
+
+def target_check(build: Build) -> None:
+    task = build.variables["TASK"]
+    passthrough(python("-m", "support.checks", *(["--task", task] if task else [])))
 
 
 def target_html(build: Build) -> None:
@@ -191,6 +203,7 @@ def target_test_build(build: Build) -> None:
 def target_lint(build: Build) -> None:
     passthrough(python("-m", "ruff", "check", "."))
     passthrough(python("-m", "tools.check_notebooks"))
+    passthrough(python("-m", "tools.student", "lint"))
 
 
 def target_lock(build: Build) -> None:

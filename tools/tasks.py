@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -16,7 +17,22 @@ from support.project import TASK_SPECS, TASKS
 from support.results import ResultsError, fingerprint, load_results, problem_of, read_results
 from tools.common import ROOT, BuildError, say
 from tools.context import Build
-from tools.processes import STOP, apt_install, can_apt, publish, run_notebook, staging_dir, timed
+from tools.processes import STOP, apt_install, can_apt, publish, python, run_notebook, staging_dir, timed
+
+
+def step_checks(build: Build) -> None:
+    """The checks of the student's code (make check), before any training: BuildError with their table when one
+    fails (unless CHECKS=no); blanks are fine: their tasks' sections are placeholders in a partial report."""
+    if build.variables["CHECKS"] == "no":
+        return
+    started = time.monotonic()
+    done = subprocess.run(python("-m", "support.checks"), cwd=ROOT, capture_output=True, text=True)
+    if done.returncode == 1:
+        raise BuildError(f"the checks of your code fail, so no report is built on it:\n{done.stdout.rstrip()}\n"
+                         "Fix what they say (`make check` runs them again), or build anyway with CHECKS=no")
+    if done.returncode != 0:
+        raise BuildError(f"the checks could not run (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    timed(f"checks: {done.stdout.strip().splitlines()[-1]}", started)
 
 
 def step_data(build: Build) -> None:

@@ -1,0 +1,133 @@
+"""make check (support/checks/): each typical mistake, made alone in a copy of utils.py, fails the check of its own
+task, names the function and a line inside it where the mistake is, and says what kind of mistake it looks like; a
+blank is "not started"; the source passes every check; a module that does not import fails every check with where."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import trainer
+from support import checks
+
+ROOT = Path(__file__).resolve().parent.parent
+BINARY_GRADIENT = ("        grad = X.T @ (outputs - targets)\n        grad *= self.dtype.type(1.0 / X.shape[0])\n"
+                   "        return grad\n        # END SOLUTION\n\n\nclass SoftmaxModel")
+# name: (what the source has, the mistake, the task whose check fails, the function named, the line's text, the kind)
+MISTAKES = {
+    "gradient sign flipped": (BINARY_GRADIENT, BINARY_GRADIENT.replace("(outputs - targets)", "(targets - outputs)"),
+                              "2a", "BinaryModel.loss_gradient", "grad = X.T @ (targets - outputs)", "sign"),
+    "1/N missing in the gradient": (BINARY_GRADIENT, BINARY_GRADIENT.replace(
+        "        grad *= self.dtype.type(1.0 / X.shape[0])\n", ""), "2a", "BinaryModel.loss_gradient",
+        "grad = X.T @ (outputs - targets)", "batch_size"),
+    "L2 term missing": ("            self.grad += self.dtype.type(self.l2_reg_lambda) * self.w\n",
+                        "            pass\n", "4a", "LinearModel.backward", "pass", "l2_missing"),
+    "softmax without the maximum": ("    out = np.subtract(logits, row_max[:, None], out=out)\n",
+                                    "    out = np.subtract(logits, 0, out=out)\n", "3a", "softmax",
+                                    "out /= out.sum(axis=1, keepdims=True)", "overflow"),
+    "one-hot off by one": ("    one_hot[np.arange(y.shape[0]), y] = 1\n",
+                           "    one_hot[np.arange(y.shape[0]), y - 1] = 1\n", "3a", "one_hot_encode",
+                           "one_hot[np.arange(y.shape[0]), y - 1] = 1", "one_hot_shift"),
+    "bias column first": ('    np.divide(X, 127.5, out=out[:, :NUM_PIXELS], casting="unsafe")\n'
+                          '    out[:, :NUM_PIXELS] -= 1\n    out[:, NUM_PIXELS] = 1\n',
+                          '    np.divide(X, 127.5, out=out[:, 1:], casting="unsafe")\n    out[:, 1:] -= 1\n'
+                          '    out[:, 0] = 1\n', "2a", "pre_process_images", "out[:, 0] = 1", "bias_column"),
+    "loss summed": ("(1 - targets) * np.log1p(-p)).sum()) / len(outputs)\n", "(1 - targets) * np.log1p(-p)).sum())\n",
+                    "2a", "cross_entropy_loss", "return -float((targets * np.log(p)", "summed"),
+}
+
+
+def mistaken_utils(tmp_path, source: str, mistake: str):
+    """utils.py with one mistake, imported from `tmp_path` as a module of its own."""
+    text = (ROOT / "utils.py").read_text()
+    assert text.count(source) == 1
+    path = tmp_path / "utils.py"
+    path.write_text(text.replace(source, mistake))
+    spec = importlib.util.spec_from_file_location("mistaken_utils", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_checks(modules: dict) -> list[checks.Result]:
+    return [checks.judge(check, checks.probe(check, modules)) for check in checks.CHECKS]
+
+
+@pytest.mark.parametrize("name", MISTAKES)
+def test_a_typical_mistake_fails_its_own_task_naming_function_line_and_kind(tmp_path, name):
+    source, mistake, task, function, line_text, kind = MISTAKES[name]
+    utils = mistaken_utils(tmp_path, source, mistake)
+    results = run_checks({"utils": utils, "trainer": trainer})
+    status = checks.task_status(results)
+    assert {t for t, s in status.items() if s != checks.DONE} == {task}, checks.table(results)
+    failing = [r for r in results if r.status == checks.FAILING and not r.check.startswith("course:")]
+    assert len(failing) == 1, checks.table(results)
+    found = failing[0]
+    assert (found.function, found.kind) == (function, kind)
+    assert found.file == "utils.py"
+    assert line_text in (tmp_path / "utils.py").read_text().splitlines()[found.line - 1]
+
+
+def test_the_source_passes_every_check():
+    results = checks.run()
+    assert all(r.status == checks.DONE for r in results), checks.table(results)
+    assert set(checks.task_status(results).values()) == {checks.DONE}
+
+
+def test_a_blank_is_not_started_and_names_its_place(tmp_path):
+    source = '    one_hot = np.zeros((y.shape[0], num_classes), dtype=dtype)\n'
+    blank = '    raise NotImplementedError("Task 3a: one_hot_encode is not written yet")\n'
+    utils = mistaken_utils(tmp_path, source, blank)
+    results = run_checks({"utils": utils, "trainer": trainer})
+    assert checks.task_status(results)["3a"] == checks.NOT_STARTED
+    one_hot = next(r for r in results if r.check == "one_hot_encode")
+    assert (one_hot.status, one_hot.file, one_hot.message) == (checks.NOT_STARTED, "utils.py", "not written yet")
+    assert "raise NotImplementedError" in (tmp_path / "utils.py").read_text().splitlines()[one_hot.line - 1]
+    assert "not written yet: one_hot_encode (utils.py:" in checks.table(results)
+
+
+def test_a_train_step_that_climbs_is_told_so():
+    class Climbing(trainer.BaseTrainer):
+        def train_step(self, X_batch, Y_batch):
+            outputs = self.model.forward(X_batch)
+            self.model.backward(X_batch, outputs, Y_batch)
+            self.model.w += self.learning_rate * self.model.grad
+            return trainer.utils.cross_entropy_loss(Y_batch, outputs)
+
+    module = type(sys)("climbing_trainer")
+    module.__dict__.update(trainer.__dict__)
+    module.BaseTrainer = Climbing
+    check = checks.BY_NAME["train_step"]
+    result = checks.judge(check, checks.probe(check, {"utils": trainer.utils, "trainer": module}))
+    assert (result.status, result.kind) == (checks.FAILING, "step_sign")
+
+
+def test_the_early_stopping_rule_is_the_courses():
+    check = checks.BY_NAME["should_early_stop"]
+    late = type(sys)("late_trainer")
+    late.should_early_stop = lambda losses, num_steps=10: trainer.should_early_stop(dict(list(losses.items())[:-1]),
+                                                                                     num_steps)
+    assert checks.judge(check, checks.probe(check, {"utils": trainer.utils, "trainer": trainer})).status == checks.DONE
+    result = checks.judge(check, checks.probe(check, {"utils": trainer.utils, "trainer": late}))
+    assert (result.status, result.kind) == (checks.FAILING, "rule") and "the course's rule says" in result.message
+
+
+def test_a_module_that_does_not_import_fails_every_check_saying_where(tmp_path):
+    (tmp_path / "utils.py").write_text((ROOT / "utils.py").read_text().replace("def sigmoid(", "def sigmoid(:", 1))
+    (tmp_path / "trainer.py").write_text((ROOT / "trainer.py").read_text())
+    done = subprocess.run([sys.executable, "-m", "support.checks", "--json"], cwd=tmp_path, capture_output=True,
+                          text=True, env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": ""})
+    results = json.loads(done.stdout)
+    assert done.returncode == 1 and {r["status"] for r in results} == {"failing"}
+    assert results[0]["file"] == "utils.py" and "SyntaxError" in results[0]["message"], results[0]
+
+
+def test_check_in_a_notebook_shows_the_table_and_never_raises():
+    shown = checks.check("2")
+    assert set(shown.status) == {"2a", "2b", "2c", "2d", "2e"}
+    assert repr(shown).splitlines()[0].startswith("Task 2a  done") and "<table>" in shown._repr_html_()
+    with pytest.raises(ValueError, match="no checks for task '5a'"):
+        checks.selected("5a")
