@@ -145,11 +145,20 @@ class _Task:
     def __init__(self, results: dict, figures_dir):
         self.results, self.figures_dir = results, figures_dir
         self.p = results["parameters"]
-        self.check = GradientCheck(results["gradient_check"])
+        self.pending = results.get("pending", {})  # {task: why its part did not run} in a partly done assignment
+        if "gradient_check" in results:
+            self.check = GradientCheck(results["gradient_check"])
         self.learning_rate, self.batch_size = f"{self.p['learning_rate']:g}", str(self.p["batch_size"])
         self.num_epochs, self.epochs = str(self.p["num_epochs"]), epochs_text(self.p)
         self.patience = str(self.p["early_stopping_patience"])
         self.train_size, self.num_val = f"{self.p['train_size']:,}", f"{results['data']['num_val']:,}"
+
+    def _answer(self, needs: list[str], part) -> None:
+        """part(), the values of a part of the answers, when the results hold all it `needs` (a partly done
+        assignment's results lack what did not run: the report leaves out those tasks' sections)."""
+        runs = self.results.get("runs", {})
+        if all(key in self.results or key in runs for key in needs):
+            part()
 
     def figure(self, name: str) -> None:
         """Show the figure's PNG, as its results file names it (checked against the digest there)."""
@@ -186,15 +195,26 @@ class Task2(_Task):
 
     def __init__(self, results: dict, figures_dir):
         super().__init__(results, figures_dir)
-        p, runs = self.p, results["runs"]
-        self.plain = Run(runs["plain"], results["fit"])
-        self.early, self.shuffled = Run(runs["early_stopping"]), Run(runs["early_stopping_shuffled"])
-        self.max_epochs = str(p["num_epochs_early_stopping"])
-        plain, early, shuffled = runs["plain"], runs["early_stopping"], runs["early_stopping_shuffled"]
+        self.max_epochs = str(self.p["num_epochs_early_stopping"])
+        self.class1, self.class2 = results["class_names"]
+        self._answer(["plain", "fit"], self._plain)
+        self._answer(["plain", "early_stopping"], self._early)
+        self._answer(["early_stopping", "early_stopping_shuffled", "shuffle_comparison", "shuffle_seeds"],
+                     self._shuffled)
+        self._answer(["analysis"], self._analysis)
+
+    def _plain(self) -> None:
+        """2b, 2c: the run without shuffling or early stopping."""
+        plain = self.results["runs"]["plain"]
+        self.plain = Run(plain, self.results["fit"])
         spe = plain["steps_per_epoch"]
         means = [statistics.fmean(plain["history"]["train_loss"][i:i + spe]) for i in range(0, plain["num_steps"], spe)]
         self.epochs_falling, self.epoch_pairs = str(sum(b < a for a, b in zip(means, means[1:]))), str(len(means) - 1)
-        # 2d: what stopping cost, and the weights of the lowest validation loss against the last ones
+
+    def _early(self) -> None:
+        """2d: what stopping cost, and the weights of the lowest validation loss against the last ones."""
+        plain, early = self.results["runs"]["plain"], self.results["runs"]["early_stopping"]
+        self.early = Run(early)
         self.stopping_cheap = plain["final"]["val_accuracy"] - early["final"]["val_accuracy"] < 0.005
         best, last = early["best"]["val_accuracy"], early["final"]["val_accuracy"]
         self.best_accuracy = pct(best)
@@ -205,7 +225,12 @@ class Task2(_Task):
         self.stops_as_official = early["stop_epoch"] == official
         self.stop_offset = (f"{abs(early['stop_epoch'] - official)} epochs "
                             f"{'later' if early['stop_epoch'] > official else 'earlier'}")
-        # 2e: how much the curves jump, and where
+
+    def _shuffled(self) -> None:
+        """2e: how much the curves jump with shuffling and without, and where; the stop over several seeds."""
+        p, results = self.p, self.results
+        early, shuffled = results["runs"]["early_stopping"], results["runs"]["early_stopping_shuffled"]
+        self.shuffled = Run(shuffled)
         self.order = Md(ORDER_TEXT[p["shuffle_order"]].format(seed=p["shuffle_seed"]))
         self.course_order = p["shuffle_order"] == "course"
         self.shuffled_as_official = shuffled["stop_epoch"] == OFFICIAL_2022["task2e_stop_epoch"] and self.course_order
@@ -214,7 +239,7 @@ class Task2(_Task):
         rl, ra = c["val_loss_roughness"], c["val_accuracy_roughness"]
         self.loss_jumps, self.loss_jumps_shuffled = f"{rl['plain']:.4f}", f"{rl['shuffled']:.4f}"
         self.accuracy_jumps, self.accuracy_jumps_shuffled = pp(ra["plain"]), pp(ra["shuffled"])
-        self.smoother = rl["shuffled"] < rl["plain"] and ra["shuffled"] < ra["plain"]
+        self.roughness = {"loss": rl, "accuracy": ra}  # mean |change| between checks, {"plain", "shuffled"} each
         spikes, spikes_shuffled = c["spikes_plain"], c["spikes_shuffled"]
         self.periodic = len(spikes["steps"]) >= 2 and len(spikes["batch_in_epoch"]) == 1
         self.scattered = bool(spikes["steps"]) and not self.periodic
@@ -234,7 +259,6 @@ class Task2(_Task):
                                      else "")
         self.shuffled_stop = (f"stops in epoch {shuffled['stop_epoch']}" if shuffled["stopped_early"]
                               else "does not stop early")
-        # 2e: the shuffled stop over several seeds
         seeds = results["shuffle_seeds"]
         stops = sorted(e for e, stopped in zip(seeds["stop_epochs"], seeds["stopped_early"]) if stopped)
         self.seed_sweep = len(seeds["seeds"]) >= 2
@@ -247,9 +271,10 @@ class Task2(_Task):
                             f"{self.max_epochs} epochs" if never else "")
         self.seed_spread = str(stops[-1] - stops[0]) if stops else "0"
         self.stop_varies = bool(stops) and stops[-1] > stops[0]
-        # what the model learned
-        a = results["analysis"]
-        self.class1, self.class2 = results["class_names"]
+
+    def _analysis(self) -> None:
+        """What the model of 2b learned, and its most confident mistakes."""
+        a = self.results["analysis"]
         self.mistakes_shown, self.num_wrong = count_phrase(len(a["mistakes"]), "validation image"), str(a["num_wrong"])
         self.wrong = pct(a["num_wrong"] / a["num_val"])
         top = a["mistakes"][0] if a["mistakes"] else None
@@ -257,16 +282,29 @@ class Task2(_Task):
                             f"probability {top['confidence']:.3f}" if top else "")
 
 
+    @property
+    def smoother(self) -> bool:
+        """2e: whether shuffling makes the curves smoother, from self.roughness[curve][run] (curve "loss" or
+        "accuracy", run "plain" or "shuffled"): the mean absolute change of the validation curve between checks."""
+        # BEGIN SOLUTION Task 2e: decide from self.roughness whether shuffling made the validation curves smoother
+        loss, accuracy = self.roughness["loss"], self.roughness["accuracy"]
+        return loss["shuffled"] < loss["plain"] and accuracy["shuffled"] < accuracy["plain"]
+        # END SOLUTION
+
+
 class Task3(_Task):
     """Softmax regression: the answers to 3a-3d, and where the model fails."""
 
     def __init__(self, results: dict, figures_dir):
         super().__init__(results, figures_dir)
-        f = results["fit"]
-        run = results["runs"]["softmax"]
+        self._answer(["softmax", "fit", "gradient_check"], self._run)
+        self._answer(["analysis"], self._analysis)
+
+    def _run(self) -> None:
+        """3b, 3c, and the numbers that decide 3d, whether it overfits."""
+        f, run = self.results["fit"], self.results["runs"]["softmax"]
         self.run = Run(run, f)
-        self.num_weights = f"{results['gradient_check']['num_weights']:,}"
-        # 3d: the numbers that decide whether it overfits
+        self.num_weights = f"{self.results['gradient_check']['num_weights']:,}"
         per_epoch = run["steps_per_epoch"] / run["val_every"]
         slope_per_epoch = f["val_loss_tail_slope"] * per_epoch
         above_min = f["final_val_loss"] / f["min_val_loss"] - 1
@@ -278,9 +316,11 @@ class Task3(_Task):
         self.min_val_loss, self.min_step = f"{f['min_val_loss']:.4f}", f"{f['min_val_loss_step']:,}"
         self.above_min, self.tail_epochs = pct(above_min, 1), f"{f['tail_checks'] / per_epoch:.0f}"
         self.trend = f"{slope_per_epoch:+.1e}"
-        self.overfits = slope_per_epoch > 0 and above_min > 0.01
-        # where the final model fails
-        a = results["analysis"]
+        self.slope_per_epoch, self.above_min_fraction = slope_per_epoch, above_min
+
+    def _analysis(self) -> None:
+        """Where the final model fails."""
+        a = self.results["analysis"]
         names, per_class, counts = a["class_names"], a["per_class_accuracy"], a["confusion"]
         self.mistakes_shown = count_phrase(len(a["mistakes"]), "validation image")
         self.accuracy = pct(a["accuracy"])
@@ -294,14 +334,29 @@ class Task3(_Task):
         self.confused_share = pct(n / sum(counts[i]))
 
 
+    @property
+    def overfits(self) -> bool:
+        """3d: whether the model overfits, from the least-squares trend of the validation loss over the last epochs
+        (self.slope_per_epoch) and how far its final value lies above its minimum (self.above_min_fraction: 0.02 is
+        2%)."""
+        # BEGIN SOLUTION Task 3d: decide from the validation loss's trend and its final value whether the model overfits
+        return self.slope_per_epoch > 0 and self.above_min_fraction > 0.01
+        # END SOLUTION
+
+
 class Task4(_Task):
     """L2 regularisation: the answers to 4a-4e."""
 
     def __init__(self, results: dict, figures_dir):
         super().__init__(results, figures_dir)
-        p, runs, fits = self.p, results["runs"], results["fit"]
+        self.check_lambda = f"{max(self.p['lambdas']):g}"
+        self._answer(["0.0", "weight_image_roughness"], self._runs)
+
+    def _runs(self) -> None:
+        """4b-4e: one run per lambda."""
+        p, results = self.p, self.results
+        runs, fits = results["runs"], results["fit"]
         lams = sorted({0.0, *map(float, p["lambdas"])})
-        self.check_lambda = f"{max(p['lambdas']):g}"
         # 4b: the weight images of lambda = 0 and lambda = 2
         self.images_compared = {0.0, 2.0} <= set(map(float, p["weight_image_lambdas"]))
         rough, largest = results["weight_image_roughness"], results["max_abs_pixel_weight"]
@@ -333,7 +388,7 @@ class Task4(_Task):
         self.unregularised, self.spread = pct(base), pp(spread)
         self.more_right = str(round((final[best] - base) * results["data"]["num_val"]))
         self.beyond_noise = final[best] - base >= spread
-        self.helps = best != 0.0 and self.beyond_noise
+        self.best_lambda_value = best
         worse = sorted(x for x in lams if x > 0 and final[x] < base)
         self.some_worse = bool(worse)
         self.worse = Md(f"$\\lambda \\in \\{{{', '.join(f'{x:g}' for x in worse)}\\}}$" if worse else NONE)
@@ -345,7 +400,7 @@ class Task4(_Task):
         positive = sorted(float(x) for x in p["lambdas"])
         self.norm_unregularised = f"{norms['0.0']:.2f}"
         self.norms = Md(", ".join(f"{norms[repr(x)]:.2f} for $\\lambda = {x:g}$" for x in positive))
-        self.monotone = all(norms[repr(a)] > norms[repr(b)] for a, b in zip(positive, positive[1:]))
+        self.squared_norms = [norms[repr(x)] for x in positive]  # ||w||^2 for the lambdas > 0, smallest first
         official = OFFICIAL_2022["task4e_squared_norms"]
         self.official_lambdas = set(official) == set(positive)
         rows = ["| $\\lambda$ | $\\|w\\|^2$, this run | the official solution (read off its plot) |",
@@ -357,3 +412,18 @@ class Task4(_Task):
         self.official_agree = worst <= 0.1
         self.official_difference = f"{100 * worst:.0f}%"
 
+    @property
+    def helps(self) -> bool:
+        """4d: whether regularisation helps: the lambda with the best final validation accuracy
+        (self.best_lambda_value, 0.0 when none beats no regularisation), and whether its gain is beyond the noise of
+        the unregularised run (self.beyond_noise)."""
+        # BEGIN SOLUTION Task 4d: decide whether some lambda > 0 improves on no regularisation by more than the noise
+        return self.best_lambda_value != 0.0 and self.beyond_noise
+        # END SOLUTION
+
+    @property
+    def monotone(self) -> bool:
+        """4e: whether ||w||^2 falls as lambda grows: self.squared_norms, for the lambdas > 0 from the smallest."""
+        # BEGIN SOLUTION Task 4e: decide from self.squared_norms whether the squared norm falls as lambda grows
+        return all(a > b for a, b in zip(self.squared_norms, self.squared_norms[1:]))
+        # END SOLUTION

@@ -51,6 +51,7 @@ def shared_runs(folder):
     return sorted((folder / "models").glob("run-*.npz"))
 
 
+@pytest.mark.finished  # whole runs: every task's code
 def test_task4_takes_task3s_run_only_when_it_is_the_same_computation(build_folder):
     t3 = Task3Config.from_notebook(**TINY)
     run_task3(t3)
@@ -65,6 +66,7 @@ def test_task4_takes_task3s_run_only_when_it_is_the_same_computation(build_folde
     assert list(taken["runs"]) == list(trained["runs"]) == ["2.0", "0.5", "0.0"]  # 2.0: a weight image
 
 
+@pytest.mark.finished  # whole runs: every task's code
 @pytest.mark.parametrize("change", ["num_epochs", "learning_rate", "batch_size", "dtype", "shuffle_seed",
                                     "shuffle_order", "early_stopping_patience", "train_size", "lambda", "code"])
 def test_a_run_is_taken_only_when_all_it_is_made_of_is_the_same(build_folder, change, monkeypatch):
@@ -73,7 +75,7 @@ def test_a_run_is_taken_only_when_all_it_is_made_of_is_the_same(build_folder, ch
     cfg = Task3Config.from_notebook(**TINY)
 
     def key(cfg, lam=0.0):
-        data = experiments._softmax_data(cfg)[2]
+        data = experiments._softmax_data(cfg, {}, [])[3]
         settings = dict(learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, num_epochs=cfg.num_epochs,
                         shuffle=True, rng=shuffle_rng(cfg), early_stopping_patience=cfg.early_stopping_patience)
         return run_key(SoftmaxModel(lam, dtype=cfg.dtype), data, settings)
@@ -91,8 +93,9 @@ def test_a_run_is_taken_only_when_all_it_is_made_of_is_the_same(build_folder, ch
     assert key(cfg) == before or change == "code"
 
 
+@pytest.mark.finished  # whole runs: every task's code
 def test_a_taken_run_leaves_the_model_and_the_generator_as_training_would(build_folder):
-    data = experiments._softmax_data(Task3Config.from_notebook(**TINY))[2]
+    data = experiments._softmax_data(Task3Config.from_notebook(**TINY), {}, [])[3]
     settings = dict(learning_rate=0.01, batch_size=32, num_epochs=2, shuffle=True)
     trained_model, taken_model = SoftmaxModel(), SoftmaxModel()
     trained_rng, taken_rng = np.random.RandomState(3), np.random.RandomState(3)
@@ -102,6 +105,7 @@ def test_a_taken_run_leaves_the_model_and_the_generator_as_training_would(build_
     assert taken_rng.randint(10**9) == trained_rng.randint(10**9)  # the generator drew what training draws
 
 
+@pytest.mark.finished  # whole runs: every task's code
 def test_task4_waits_for_task3s_run_while_a_build_is_still_making_it(build_folder, monkeypatch, tmp_path):
     import shutil
     import threading
@@ -162,6 +166,7 @@ def test_the_course_order_is_what_its_batch_loader_draws_from_numpys_global_gene
     assert seeded.randint(1 << 30) == np.random.RandomState(3).randint(1 << 30)
 
 
+@pytest.mark.finished  # whole runs: every task's code
 @pytest.mark.parametrize("order", ["course", "generator"])
 def test_both_orders_give_the_same_run_for_the_same_seed_and_another_for_another(order):
     runs = [run_task3(Task3Config.from_notebook(**TINY, shuffle_order=order, shuffle_seed=seed))["runs"]["softmax"]
@@ -170,6 +175,7 @@ def test_both_orders_give_the_same_run_for_the_same_seed_and_another_for_another
     assert runs[0].history["train_loss"] != runs[2].history["train_loss"]
 
 
+@pytest.mark.finished  # whole runs: every task's code
 def test_tasks_3_and_4_stop_early_as_the_course_trainer_does_unless_patience_is_none():
     settings = dict(TINY, num_epochs=40, learning_rate=2.0, early_stopping_patience=2)
     stopped = run_task3(Task3Config.from_notebook(**settings))["runs"]["softmax"]
@@ -181,6 +187,7 @@ def test_tasks_3_and_4_stop_early_as_the_course_trainer_does_unless_patience_is_
     assert [c.from_notebook().early_stopping_patience for c in (Task3Config, Task4Config)] == [10, 10]
 
 
+@pytest.mark.finished  # whole runs: every task's code
 def test_task2_gives_the_shuffled_stop_over_several_seeds():
     from experiments import Task2Config, run_task2
 

@@ -25,6 +25,12 @@ def changed_since_report(build: Build) -> list[str]:
     return [name for name, digest in built_from.items() if not (ROOT / name).exists() or counted(ROOT / name) != digest]
 
 
+def pending_list(pending: dict[str, str]) -> str:
+    """'2 tasks pending: 2b (Task 2b: BaseTrainer.train_step is not written yet (trainer.py:105)); 3d (...)'."""
+    return (f"{len(pending)} task{'s' if len(pending) > 1 else ''} pending: "
+            + "; ".join(f"{task} ({why})" for task, why in sorted(pending.items())))
+
+
 def write_handin(build: Build) -> None:
     """assignment_code.zip of the code build.pdf was built from (make the PDF first), and the two files named."""
     out = ROOT / "assignment_code.zip"
@@ -32,6 +38,10 @@ def write_handin(build: Build) -> None:
         if not recorded(build.dir / "notebooks" / "report.ipynb"):
             raise BuildError(f"the executed report in {build.dir} is missing or was altered: run `make submission` "
                              "(or `python make.py submission`) again. Nothing was written.")
+        pending = recorded(build.dir / "notebooks" / "report.ipynb").get("pending", {})
+        if pending and build.variables["PARTIAL"] != "yes":
+            raise BuildError(f"{build.pdf.name} is a partial report, {pending_list(pending)}. Finish them, or hand it "
+                             "in as it is with `make submission PARTIAL=yes`. Nothing was written.")
         changed = changed_since_report(build)
         if changed:
             raise BuildError(f"{', '.join(changed)} changed after {build.pdf.name} was built from them (an edit during "
@@ -50,6 +60,8 @@ def write_handin(build: Build) -> None:
         atomic_write(out, buffer.getvalue())
     if left_out():
         print(f"Left out of {out.name}: {', '.join(left_out())} (not one of the build's notebooks)")
+    if pending:
+        print(f"Handed in as a partial report (PARTIAL=yes): {pending_list(pending)}")
     print("Hand in these two files:")
     for path in (build.pdf, out):
         print(f"  {path}  ({path.stat().st_size / 1024:,.0f} KB)")

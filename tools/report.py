@@ -12,11 +12,12 @@ from pathlib import Path
 from support import handoff
 from support.fileio import write_file
 from support.inline import expressions, store, stored
-from support.project import REPORT, notebooks
+from support.project import HEADINGS, REPORT, TASKS, notebooks
 from support.results import ResultsError, modules_digest, problem_of, read_results, sha256_json, versions
 from support.sources import project_modules, read_notebook
-from tools.common import ROOT, BuildError, file_sha256
+from tools.common import ROOT, BuildError, file_sha256, say
 from tools.context import Build
+from tools.partial import answers_pending, pending_code, pending_summary, with_placeholders
 from tools.processes import NotebookRun, publish, staging_dir, timed
 from tools.tasks import expected_keys
 
@@ -28,6 +29,13 @@ class ResultsChanged(BuildError):
 def read_source() -> dict:
     """report.ipynb as it is now: read once per step, so that what runs is what the fingerprints describe."""
     return read_notebook(ROOT / REPORT)
+
+
+def runnable(build: Build, source: dict) -> tuple[dict, dict[str, str]]:
+    """(the report as it runs against these results: the sections of tasks whose code is pending replaced by what is
+    missing (tools/partial.py), {task: why} of every task pending, for code or a written answer)."""
+    code = pending_code(build.dir / "results", TASKS)
+    return with_placeholders(source, code), {**answers_pending(source), **code}
 
 
 def report_fingerprints(build: Build, keys: dict[str, str], source: dict) -> dict[str, str]:
@@ -118,7 +126,7 @@ def start_report_run(build: Build, stale: dict[str, str]) -> tuple[NotebookRun |
     keys = expected_keys(build)
     if not stale:
         try:
-            change, _ = report_change(build, keys, read_source())
+            change, _ = report_change(build, keys, runnable(build, read_source())[0])
         except ResultsError:
             return None, True
         if change != "code":
@@ -140,10 +148,12 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
     the report's runner started before (start_report_run), used if the report runs and stopped if not.
     """
     executed = build.dir / "notebooks" / "report.ipynb"
-    source = read_source()
+    original = read_source()
+    source, pending = runnable(build, original)
     try:
         change, fingerprints = report_change(build, keys, source)
         if change == "none":
+            say_pending(pending)
             return executed
         started = time.monotonic()
         if change == "prose":
@@ -168,12 +178,19 @@ def step_report(build: Build, keys: dict[str, str], ahead: NotebookRun | None = 
     for index, cell in enumerate(book["cells"]):  # a cell added by hand may lack one: nbformat warns at each read
         cell.setdefault("id", f"added-{index}")
     book["metadata"]["build"] = {"fingerprint": fingerprints["full"], "code": fingerprints["code"], "keys": keys,
-                                 "sources": source_manifest(source)}
+                                 "sources": source_manifest(original), "pending": pending}
     book["metadata"]["build"]["content_sha256"] = content_digest(book)
     write_file(out, json.dumps(book, indent=1))
     publish(out, executed)
     timed(label, started)
+    say_pending(pending)
     return executed
+
+
+def say_pending(pending: dict[str, str]) -> None:
+    summary = pending_summary(pending, HEADINGS)
+    if summary:
+        say(f"{summary}: the PDF shows what is missing where each would be")
 
 
 def source_manifest(source: dict) -> dict[str, str]:
