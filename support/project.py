@@ -22,6 +22,7 @@ MIN_PAGES: int = _KNOWN["min_pages"]
 REPORT_NEEDS: dict[str, list[str]] = _KNOWN["report_needs"]  # heading -> the tasks its section shows
 HANDIN: tuple[str, ...] = tuple(_KNOWN["handin"])
 WATCH: tuple[str, ...] = tuple(_KNOWN["watch"])
+COURSE_SCRIPTS: tuple[str, ...] = tuple(_KNOWN["course_scripts"])
 INSTRUCTOR: tuple[str, ...] = tuple(_KNOWN["instructor"])  # what the student version leaves out (make student)
 JUPYTER_CONFIG = ROOT / "support" / "jupyter"  # Jupyter's settings for this project (exports, kernels)
 
@@ -41,12 +42,27 @@ def handin_files() -> list[str]:
     the fingerprints count them (a package of the student's own too)."""
     books = [name for name in notebooks() if (ROOT / name).is_file()]
     modules = project_modules(*(ROOT / name for name in books), root=ROOT)
-    return sorted({*files(HANDIN), *books, *(path.relative_to(ROOT).as_posix() for path in modules)})
+    found = {*files(HANDIN), *books, *(path.relative_to(ROOT).as_posix() for path in modules)}
+    return sorted(found - set(course_scripts()))
+
+
+def course_scripts() -> list[str]:
+    """The course's starter scripts at the root (pyproject.toml's course_scripts), if a student brought them: neither
+    the checks nor the report read them (they read utils.py and trainer.py), so the hand-in leaves them out."""
+    return files(COURSE_SCRIPTS)
 
 
 def left_out() -> list[str]:
-    """Notebooks beside the build's that the hand-in leaves out (a copy made in Jupyter, a scratch notebook)."""
-    return [name for name in files(("*.ipynb",)) if name not in notebooks()]
+    """What the hand-in leaves out: notebooks beside the build's (a copy made in Jupyter, a scratch notebook), and the
+    course's starter scripts."""
+    return [name for name in files(("*.ipynb",)) if name not in notebooks()] + course_scripts()
+
+
+def course_scripts_note() -> str:
+    """A line for make check and make report when course starter scripts are here; '' when none is."""
+    found = course_scripts()
+    return (f"{', '.join(found)}: not read by make check, make report or make submission, which read utils.py and "
+            "trainer.py: move your code into their regions") if found else ""
 
 
 if __name__ == "__main__":  # `python3 -m support.project headings` (one per line), or `min_pages`

@@ -1,4 +1,4 @@
-"""make check (support/checks/): each typical mistake, made alone in a copy of utils.py, fails the check of its own
+"""make check (support/checks.py): each typical mistake, made alone in a copy of utils.py, fails the check of its own
 task, names the function and a line inside it where the mistake is, and says what kind of mistake it looks like; a
 blank is "not started"; the source passes every check; a module that does not import fails every check with where."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import trainer
-from support import checks
+from support import checks, probes
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY_GRADIENT = ("        grad = X.T @ (outputs - targets)\n        grad *= self.dtype.type(1.0 / X.shape[0])\n"
@@ -53,7 +53,13 @@ def mistaken_utils(tmp_path, source: str, mistake: str):
 
 
 def run_checks(modules: dict) -> list[checks.Result]:
-    return [checks.judge(check, checks.probe(check, modules)) for check in checks.CHECKS]
+    return checks.run(modules=modules)
+
+
+def run_one(name: str, modules: dict) -> checks.Result:
+    check = checks.BY_NAME[name]
+    inputs = checks.inputs_of(check)
+    return checks.judge(check, probes.answer(check.probe, check.function, modules, inputs, ROOT), inputs)
 
 
 @pytest.mark.parametrize("name", MISTAKES)
@@ -100,18 +106,16 @@ def test_a_train_step_that_climbs_is_told_so():
     module = type(sys)("climbing_trainer")
     module.__dict__.update(trainer.__dict__)
     module.BaseTrainer = Climbing
-    check = checks.BY_NAME["train_step"]
-    result = checks.judge(check, checks.probe(check, {"utils": trainer.utils, "trainer": module}))
+    result = run_one("train_step", {"utils": trainer.utils, "trainer": module})
     assert (result.status, result.kind) == (checks.FAILING, "step_sign")
 
 
 def test_the_early_stopping_rule_is_the_courses():
-    check = checks.BY_NAME["should_early_stop"]
     late = type(sys)("late_trainer")
     late.should_early_stop = lambda losses, num_steps=10: trainer.should_early_stop(dict(list(losses.items())[:-1]),
                                                                                      num_steps)
-    assert checks.judge(check, checks.probe(check, {"utils": trainer.utils, "trainer": trainer})).status == checks.DONE
-    result = checks.judge(check, checks.probe(check, {"utils": trainer.utils, "trainer": late}))
+    assert run_one("should_early_stop", {"utils": trainer.utils, "trainer": trainer}).status == checks.DONE
+    result = run_one("should_early_stop", {"utils": trainer.utils, "trainer": late})
     assert (result.status, result.kind) == (checks.FAILING, "rule") and "the course's rule says" in result.message
 
 

@@ -59,7 +59,7 @@ def write_handin(build: Build) -> None:
                              "`python make.py submission`) again")
         atomic_write(out, buffer.getvalue())
     if left_out():
-        print(f"Left out of {out.name}: {', '.join(left_out())} (not one of the build's notebooks)")
+        print(f"Left out of {out.name}: {', '.join(left_out())} (not a notebook or module the report is built from)")
     if pending:
         print(f"Handed in as a partial report (PARTIAL=yes): {pending_list(pending)}")
     print("Hand in these two files:")

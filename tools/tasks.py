@@ -4,6 +4,7 @@ this build asks for, into the staging folder; its outputs are published when its
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -12,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from support import fetch
+from support.checks import DONE, FAILING, Result, table, task_status
 from support.handoff import OUT_ENV, SHARED_ENV, TASK_ENV, WAIT_ENV
-from support.project import TASK_SPECS, TASKS
+from support.project import TASK_SPECS, TASKS, course_scripts_note
 from support.results import ResultsError, fingerprint, load_results, problem_of, read_results
 from tools.common import ROOT, BuildError, say
 from tools.context import Build
@@ -26,13 +28,19 @@ def step_checks(build: Build) -> None:
     if build.variables["CHECKS"] == "no":
         return
     started = time.monotonic()
-    done = subprocess.run(python("-m", "support.checks"), cwd=ROOT, capture_output=True, text=True)
-    if done.returncode == 1:
-        raise BuildError(f"the checks of your code fail, so no report is built on it:\n{done.stdout.rstrip()}\n"
+    done = subprocess.run(python("-m", "support.checks", "--json"), cwd=ROOT, capture_output=True, text=True)
+    try:
+        results = [Result(**entry) for entry in json.loads(done.stdout)]
+    except (ValueError, TypeError):
+        raise BuildError(f"the checks could not run (exit {done.returncode}):\n{done.stderr[-3000:]}") from None
+    if any(r.status == FAILING for r in results):
+        raise BuildError(f"the checks of your code fail, so no report is built on it:\n{table(results)}\n"
                          "Fix what they say (`make check` runs them again), or build anyway with CHECKS=no")
-    if done.returncode != 0:
-        raise BuildError(f"the checks could not run (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    timed(f"checks: {done.stdout.strip().splitlines()[-1]}", started)
+    waiting = [task for task, status in task_status(results).items() if status != DONE]
+    if waiting:
+        timed(f"checks: {len(waiting)} tasks not started", started)
+    if course_scripts_note():
+        say(course_scripts_note())
 
 
 def step_data(build: Build) -> None:

@@ -30,6 +30,8 @@ from conftest import (
     wait_for,
 )
 
+from support.inline import without_marks
+
 pytestmark = pytest.mark.notebooks
 
 
@@ -61,7 +63,7 @@ def edit_answer(folder, starts, old, new):
     """Replace `old` by `new` in the Markdown cell of report.ipynb whose text (after any branch mark) starts with
     `starts`, as a student edits it; return a function that takes it back."""
     return edit_cell(folder / "report.ipynb", lambda c: c["cell_type"] == "markdown" and re.sub(
-        r"^\{eval\}`when\([^`]*\)`\s*", "", "".join(c["source"])).startswith(starts), old, new)
+        r"^\{eval\}`when\([^`]*\)`\s*", "", without_marks("".join(c["source"]))).startswith(starts), old, new)
 
 
 def test_rewording_the_3d_answer_rebuilds_through_the_prose_path_without_a_kernel(project):

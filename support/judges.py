@@ -1,6 +1,6 @@
-"""The checks of the functions a student writes in utils.py: each probe calls one of them on inputs drawn from a seed,
-with the harness standing in for the others; each judge compares what came back with the assignment's definitions
-and names the kind of mistake it looks like."""
+"""The judges of the checks (support/checks.py lists them): each reads what a probe brought back from the student's
+code (support/probes.py) and compares it with the assignment's definitions, naming the kind of mistake it looks like
+in plain words; with the inputs each check draws from a seed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from support.checks.core import (
+from support.definitions import (
     D,
     K,
     N,
@@ -21,17 +21,12 @@ from support.checks.core import (
     near,
     numeric_gradient,
     one_hot_targets,
-    returned,
     returned_array,
     scale_of,
     sigmoid,
     softmax,
     weights,
 )
-
-
-def probe_pre_process(m, i):
-    return returned(m["utils"].pre_process_images(i["X"].copy()))
 
 
 def judge_pre_process(i, data):
@@ -59,10 +54,6 @@ def judge_pre_process(i, data):
                              f"{got[0, 0]:.4g}, pixel 255 gives {got[0, 1]:.4g}")
 
 
-def probe_course_pixels(m, i):
-    return returned(m["utils"].pre_process_images(i["X"].copy()))
-
-
 def judge_course_pixels(i, data):
     got, problem = returned_array(data)
     if problem:
@@ -79,10 +70,6 @@ def sigmoid_inputs(rng):
     return {"z": np.array([[-1000.0], [-30.0], [-1.0], [0.0], [rng.normal()], [30.0], [1000.0]])}
 
 
-def probe_sigmoid(m, i):
-    return returned(m["utils"].sigmoid(i["z"].copy()))
-
-
 def judge_sigmoid(i, data):
     got, problem = returned_array(data, i["z"].shape)
     if problem:
@@ -96,12 +83,6 @@ def judge_sigmoid(i, data):
     worst = int(np.argmax(np.abs(got - expected)))
     return Problem("values", f"sigmoid({i['z'].flat[worst]:g}) gives {got.flat[worst]:.6g}; 1 / (1 + exp(-z)) is "
                              f"{expected.flat[worst]:.6g}")
-
-
-def probe_forward(m, i):
-    model = m["utils"].BinaryModel()
-    model.w = i["w"].copy()
-    return returned(model.forward(i["X"].copy()))
 
 
 def judge_forward(i, data):
@@ -120,10 +101,6 @@ def judge_forward(i, data):
     return Problem("values", "the outputs are not sigmoid(X w)")
 
 
-def probe_course_forward(m, i):
-    return returned(m["utils"].BinaryModel().forward(i["X"].copy()))
-
-
 def judge_course_forward(i, data):
     got, problem = returned_array(data)
     if problem:
@@ -140,10 +117,6 @@ def loss_inputs(outputs: int) -> Callable:
         probs = rng.uniform(0.05, 0.95, size=(N, 1)) if outputs == 1 else softmax(rng.normal(size=(N, K)))
         return {"targets": targets, "outputs": probs}
     return make
-
-
-def probe_loss(m, i):
-    return returned(m["utils"].cross_entropy_loss(i["targets"].copy(), i["outputs"].copy()))
 
 
 def judge_loss(i, data):
@@ -170,14 +143,6 @@ def judge_loss(i, data):
     return Problem("values", f"gives {value:.6g}; the mean cross-entropy of these outputs is {expected:.6g}")
 
 
-def probe_gradient(model_class: str) -> Callable:
-    def probe(m, i):
-        model = getattr(m["utils"], model_class)()
-        model.w = i["w"].copy()
-        return returned(model.loss_gradient(i["X"].copy(), i["outputs"].copy(), i["targets"].copy()))
-    return probe
-
-
 def judge_gradient(i, data):
     got, problem = returned_array(data, i["w"].shape)
     if problem:
@@ -202,11 +167,6 @@ def judge_gradient(i, data):
     j, k = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(difference), difference, np.inf))), got.shape)
     return Problem("values", f"the gradient differs from centred differences of the mean cross-entropy: at w[{j}, "
                              f"{k}] it is {got[j, k]:.6g}, the differences give {expected[j, k]:.6g}")
-
-
-def probe_one_hot(m, i):
-    return {"labels": returned(m["utils"].one_hot_encode(i["labels"].astype(int).copy(), K)),
-            "course": returned(m["utils"].one_hot_encode(np.array([[3]]), K))}
 
 
 def judge_one_hot(i, data):
@@ -239,10 +199,6 @@ def softmax_inputs(rng):
     return {"z": np.vstack([rng.normal(size=K), np.linspace(0, 1000, K), -np.linspace(0, 1000, K), np.zeros(K)])}
 
 
-def probe_softmax(m, i):
-    return returned(m["utils"].softmax(i["z"].copy()))
-
-
 def judge_softmax(i, data):
     got, problem = returned_array(data, i["z"].shape)
     if problem:
@@ -262,8 +218,9 @@ def judge_softmax(i, data):
     return Problem("values", "the probabilities are not exp(z_k) / sum_k' exp(z_k') of each row")
 
 
-def probe_course_softmax(m, i):
-    return returned(m["utils"].softmax(np.zeros((N, K))))
+def course_softmax_inputs(rng):
+    """The course's check: softmax at zero weights, so of zero logits."""
+    return {"z": np.zeros((N, K))}
 
 
 def judge_course_softmax(i, data):
@@ -277,20 +234,9 @@ def judge_course_softmax(i, data):
 
 
 def l2_inputs(rng):
-    return {"X": inputs_matrix(rng), "w": weights(rng, K), "targets": one_hot_targets(rng),
-            "data_gradient": rng.normal(size=(D, K)), "lambda": np.array(0.3)}
-
-
-def probe_l2(m, i):
-    """backward of a SoftmaxModel whose loss_gradient is the harness's (a fixed matrix): what backward adds is L2."""
-    class Probe(m["utils"].SoftmaxModel):
-        def loss_gradient(self, X, outputs, targets):
-            return i["data_gradient"].copy()
-
-    model = Probe(l2_reg_lambda=float(i["lambda"]))
-    model.w = i["w"].copy()
-    model.backward(i["X"].copy(), softmax(i["X"] @ i["w"]), i["targets"].copy())
-    return returned(model.grad)
+    X, w = inputs_matrix(rng), weights(rng, K)
+    return {"X": X, "w": w, "targets": one_hot_targets(rng), "outputs": softmax(X @ w),
+            "data_gradient": rng.normal(size=(D, K)), "lambda": 0.3}
 
 
 def judge_l2(i, data):
@@ -333,10 +279,6 @@ def accuracy_inputs(outputs: int) -> Callable:
     return make
 
 
-def probe_accuracy(m, i):
-    return returned(m["utils"].accuracy(i["targets"].copy(), i["outputs"].copy()))
-
-
 def judge_accuracy(i, data):
     got, problem = returned_array(data)
     if problem:
@@ -360,3 +302,112 @@ def judge_accuracy(i, data):
     if math.isclose(value, right.sum()):
         return Problem("count", "gives the number right, not the fraction: divide by the number of examples")
     return Problem("values", f"gives {value:.4g}; a direct count of the right predictions gives {expected:.4g}")
+
+
+def course_gradient_inputs(rng):
+    return {"X": inputs_matrix(rng), "w": weights(rng, 1), "targets": binary_targets(rng)}
+
+
+def judge_course_gradient(i, data):
+    worst = data.get("worst", {})
+    difference = worst.get("difference")
+    if isinstance(difference, (int, float)) and difference <= 1e-3**2:
+        return None
+    return Problem("gradient_check", f"the course's gradient approximation test fails at w[{worst.get('index')}, 0]: "
+                                     f"backward gives {worst.get('analytic', math.nan):.6g}, centred differences of "
+                                     f"your loss give {worst.get('numeric', math.nan):.6g}; your "
+                                     "cross_entropy_loss, forward or backward is wrong (the checks above say which)")
+
+
+def step_inputs(rng):
+    return {"X": inputs_matrix(rng)[:4], "targets": binary_targets(rng)[:4], "w": weights(rng, 1),
+            "outputs": rng.uniform(0.1, 0.9, size=(4, 1)), "grad": rng.normal(size=(D, 1)),
+            "learning_rate": STEP_LEARNING_RATE, "loss": STEP_LOSS}
+
+
+STEP_LEARNING_RATE, STEP_LOSS = 0.7, 0.123456789  # the stand-in loss returns STEP_LOSS
+
+
+def judge_train_step(i, data):
+    w, problem = returned_array(data.get("w", {}), i["w"].shape)
+    if problem:
+        return Problem(problem.kind, "self.model.w: " + problem.message)
+    calls = data.get("calls", {})
+    if calls.get("forward", 0) < 1 or calls.get("backward", 0) < 1:
+        return Problem("calls", "train_step must call the model's forward and backward")
+    step = w - i["w"]
+    for factor, kind, words in ((-STEP_LEARNING_RATE, None, ""),
+                                (STEP_LEARNING_RATE, "step_sign", "the step goes uphill: subtract learning_rate * grad "
+                                                                  "from the weights"),
+                                (-1, "step_rate", "the step ignores the learning rate: w -= learning_rate * grad"),
+                                (0, "no_step", "the weights do not change: update self.model.w")):
+        if close(step, factor * i["grad"], 1e-9):
+            if kind:
+                return Problem(kind, words)
+            break
+    else:
+        return Problem("step", "the weights do not move by -learning_rate * grad")
+    loss, _ = returned_array(data.get("loss", {}))
+    if loss is None or loss.shape != () or not math.isclose(float(loss), STEP_LOSS):
+        return Problem("loss", "train_step must return the batch's loss, utils.cross_entropy_loss(Y_batch, outputs)")
+    if not calls.get("loss_outputs_are_forwards", False):
+        return Problem("loss", "the loss returned must be that of the outputs forward gave for the batch")
+    return None
+
+
+# The course's rule on test vectors: stop when the first of the last num_steps + 1 validation losses is the lowest,
+# once there are num_steps of them
+EARLY_STOP_CASES = [([], 3, False), ([1.0, 2.0], 3, False), ([1.0, 2.0, 3.0], 3, True), ([3.0, 2.0, 1.0], 3, False),
+                    ([5.0, 1.0, 2.0, 3.0, 4.0], 3, True), ([5.0, 1.0, 2.0, 3.0], 3, False),
+                    ([5.0, 1.0, 2.0, 0.5, 3.0], 3, False), ([2.0, 1.0, 1.0, 1.0, 1.0], 3, True),
+                    ([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.6], 10, False),
+                    ([9.0, 0.5, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9], 10, True)]
+
+
+def early_stop_inputs(rng):
+    return {"cases": [[losses, num_steps] for losses, num_steps, _ in EARLY_STOP_CASES]}
+
+
+def judge_early_stop(i, data):
+    answers = data.get("answers", [])
+    for (losses, num_steps, expected), answer in zip(EARLY_STOP_CASES, answers):
+        if answer != expected:
+            return Problem("rule", f"with the validation losses {losses} and num_steps={num_steps} it says "
+                                   f"{'stop' if answer else 'go on'}; the course's rule says "
+                                   f"{'stop' if expected else 'go on'} (stop when the first of the last num_steps "
+                                   "+ 1 losses is the lowest, once there are num_steps of them)")
+    return None if len(answers) == len(EARLY_STOP_CASES) else Problem("values", "not every case was answered")
+
+
+SHUFFLE_N, SHUFFLE_BATCH, SHUFFLE_EPOCHS = 12, 4, 3
+
+
+def shuffle_inputs(rng):
+    return {"seed": int(rng.integers(0, 2**31)), "n": SHUFFLE_N, "batch_size": SHUFFLE_BATCH, "epochs": SHUFFLE_EPOCHS}
+
+
+def judge_shuffle(i, data):
+    seed = int(i["seed"])
+    for kind in ("course", "generator"):
+        epochs = data.get(kind)
+        if not isinstance(epochs, list) or len(epochs) != SHUFFLE_EPOCHS:
+            return Problem("values", "batch_indices did not give the batches of each epoch")
+        orders = [sum(epoch, []) for epoch in epochs]
+        if any(sorted(order) != list(range(SHUFFLE_N)) for order in orders):
+            return Problem("permutation", f"an epoch's batches are not a permutation of 0..{SHUFFLE_N - 1}: each "
+                                          "example exactly once")
+        if orders[0] == list(range(SHUFFLE_N)) and orders[1] == orders[0]:
+            return Problem("no_shuffle", "the order is not shuffled: draw a fresh order of the examples every epoch")
+        if all(order == orders[0] for order in orders):
+            return Problem("same_order", "every epoch has the same order: draw a fresh one each epoch (from rng), "
+                                         "not once")
+    course = np.random.RandomState(seed)  # the course's batch_loader: np.random.shuffle of the list of indices
+    expected = []
+    for _ in range(SHUFFLE_EPOCHS):
+        indices = list(range(SHUFFLE_N))
+        course.shuffle(indices)
+        expected.append(indices)
+    if [sum(epoch, []) for epoch in data["course"]] != expected:
+        return Problem("course_order", "with a RandomState, the order is not the course's: shuffle the list 0..N-1 "
+                                       "with rng.shuffle, as the course's batch_loader does with np.random.shuffle")
+    return None

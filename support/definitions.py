@@ -1,5 +1,5 @@
-"""What the checks share: the assignment's definitions (the judges' own), the inputs every check draws from a seed
-(the same on the student's side and the judge's), and the forms a result takes on its way between them."""
+"""The judges' side of the checks: the assignment's definitions (their own, never in the student's process), the
+inputs a check draws from a seed, and the forms a result takes (support/probes.py is the student's side)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parent.parent
 STUDENT_MODULES = ("utils", "trainer")  # what the student writes; a failing line is looked for in these files
 N = 6  # examples in a probe's batch: "N times too large" is told apart from K = 10 classes
 K = 10
@@ -87,7 +87,8 @@ def gradient_inputs(outputs: int) -> Callable:
         X, w = inputs_matrix(rng), weights(rng, outputs)
         targets = binary_targets(rng) if outputs == 1 else one_hot_targets(rng)
         probs = sigmoid(X @ w) if outputs == 1 else softmax(X @ w)
-        return {"X": X, "w": w, "targets": targets, "outputs": probs}
+        return {"X": X, "w": w, "targets": targets, "outputs": probs,
+                "model": "BinaryModel" if outputs == 1 else "SoftmaxModel"}
     return make
 
 
@@ -118,45 +119,24 @@ class Result:
 
 @dataclass(frozen=True)
 class Check:
-    name: str  # unique, short: "2a loss (binary)"
+    name: str  # unique, short: "cross_entropy_loss (binary)"
     task: str  # "2a"
     function: str  # "utils:BinaryModel.loss_gradient": module, then the qualified name
-    inputs: Callable  # rng -> dict of arrays
-    probe: Callable  # (modules, inputs) -> plain data (JSON-able)
+    points: int  # what it is worth in make grade
+    inputs: Callable  # rng -> dict of arrays and numbers (what the probe is given)
+    probe: str  # the name of its probe in support/probes.py: it calls `function` on the inputs
     judge: Callable  # (inputs, data) -> Problem or None
     course: bool = False  # one of the course's own self-checks
 
 
-def plain(value):
-    """Arrays as nested lists, numpy scalars as Python's: JSON can carry it (float64 exactly)."""
-    if isinstance(value, np.ndarray):
-        return {"array": value.astype(np.float64).tolist(), "shape": list(value.shape)}
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
-
 def as_array(value) -> np.ndarray | None:
-    """An array back from plain's form (None when it was not an array: the student returned something else)."""
+    """An array back from the wire's form, as float64 (None when it was not an array: the student returned something
+    else)."""
     if isinstance(value, dict) and "array" in value:
         return np.asarray(value["array"], dtype=np.float64).reshape(value["shape"])
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return np.asarray(float(value))
     return None
-
-
-def returned(value) -> dict:
-    """What a student's function returned, as data: an array (or number), else its type."""
-    if isinstance(value, (np.ndarray, np.floating, np.integer, float, int)) and not isinstance(value, bool):
-        try:
-            return {"value": plain(np.asarray(value, dtype=np.float64))}
-        except (TypeError, ValueError):
-            pass
-    return {"type": type(value).__name__}
 
 
 def returned_array(data: dict, shape: tuple | None = None) -> tuple[np.ndarray | None, Problem | None]:
@@ -184,12 +164,3 @@ def scale_of(got: np.ndarray, expected: np.ndarray) -> float | None:
 
 def near(alpha: float, value: float) -> bool:
     return abs(alpha - value) <= 1e-3 * max(1.0, abs(value))
-
-
-def function_in(modules: dict, function: str):
-    """The student's function named "module:Qualified.name"."""
-    module, name = function.split(":")
-    target = modules[module]
-    for part in name.split("."):
-        target = getattr(target, part)
-    return target
