@@ -4,8 +4,7 @@ report.ipynb's answers are Markdown. A number is a MyST inline expression, {eval
 {eval}`when(t3.overfits)` is one branch of an answer, in the report only when its condition holds. JupyterLab shows
 the values after Run All (the jupyterlab-myst extension); `make report` and Jupyter's exports write them in
 (support/export.py). Values are text as the report prints it (`Md` when it holds math, emphasis or a table);
-verdicts are booleans. Every value exists whatever the outcome, so that every branch renders:
-tests/test_answers.py renders each one.
+verdicts are booleans. Every value exists whatever the outcome: tests/test_answers.py renders every branch.
 """
 
 from __future__ import annotations
@@ -44,6 +43,21 @@ class Untaken(str):
     def _repr_html_(self) -> str:
         return ('<span class="tdt4265-untaken"><em>(not in this run)</em></span><style>.jp-MarkdownCell:has('
                 '.tdt4265-untaken) .jp-Cell-inputArea { opacity: 0.4; }</style>')
+
+
+class Pending(str):
+    """A value that waits for a task's code (answers' __getattr__): its attributes are itself, and it is false."""
+
+    def __getattr__(self, name: str) -> Pending:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __call__(self, *args, **kwargs) -> Pending:
+        return self
 
 
 def when(condition: bool) -> str:
@@ -153,9 +167,16 @@ class _Task:
         self.patience = str(self.p["early_stopping_patience"])
         self.train_size, self.num_val = f"{self.p['train_size']:,}", f"{results['data']['num_val']:,}"
 
+    def __getattr__(self, name: str):
+        """A value of a part that did not run (a task pending): a mark JupyterLab shows where the value would be, and
+        every branch reads as false. Otherwise AttributeError."""
+        pending = self.__dict__.get("pending")
+        if pending and not name.startswith("_"):
+            return Pending(f"(pending: {next(iter(pending.values()))})")
+        raise AttributeError(f"{type(self).__name__} has no {name!r}")
+
     def _answer(self, needs: list[str], part) -> None:
-        """part(), the values of a part of the answers, when the results hold all it `needs` (a partly done
-        assignment's results lack what did not run: the report leaves out those tasks' sections)."""
+        """part(), the values of a part of the answers, when the results hold all it `needs` (or runs of it)."""
         runs = self.results.get("runs", {})
         if all(key in self.results or key in runs for key in needs):
             part()
