@@ -165,10 +165,10 @@ def answer(probe: str, function: str, modules: dict, inputs: dict, root: Path) -
         return {"data": encode(data), **where}
     except Exception as exc:  # the student's code may raise anything: that is what the check reports
         blank = unwritten(exc)
-        if blank is not None:
-            return {"blank": {"task": blank.task, "function": blank.function}, "file": blank.file,
-                    "line": blank.line}
         file, line, name = _student_frame(exc, files)
+        if blank is not None:
+            return {"blank": {"task": blank.task, "function": blank.function}, "file": file or blank.file,
+                    "line": line or blank.line}
         return {"error": f"{type(exc).__name__}: {exc}"[:400], "file": file, "line": line, "in": name}
 
 

