@@ -92,20 +92,17 @@ def _early(box: Sandbox, shuffled: bool):
                                rng=np.random.RandomState(course["shuffle_seed"]))
 
 
-def stop_2d(box: Sandbox) -> tuple[bool, str]:
-    official = experiments.OFFICIAL_2022["task2d_stop_epoch"]
-    run = _early(box, shuffled=False)
-    said = f"stops in epoch {run.stop_epoch}" if run.stopped_early else "does not stop"
-    return run.stopped_early and abs(run.stop_epoch - official) <= 1, (
-        f"the course's 2d run with your should_early_stop {said}; the official solution: epoch {official} (within 1)")
+def stop(shuffled: bool):
+    """The check of the official stop of 2d (the hand-in's should_early_stop) or, shuffled, of 2e (its order)."""
+    task, piece = ("2e", "shuffled order") if shuffled else ("2d", "should_early_stop")
 
-
-def stop_2e(box: Sandbox) -> tuple[bool, str]:
-    official = experiments.OFFICIAL_2022["task2e_stop_epoch"]
-    run = _early(box, shuffled=True)
-    said = f"stops in epoch {run.stop_epoch}" if run.stopped_early else "does not stop"
-    return run.stopped_early and abs(run.stop_epoch - official) <= 1, (
-        f"the course's 2e run with your shuffled order {said}; the official solution: epoch {official} (within 1)")
+    def check(box: Sandbox) -> tuple[bool, str]:
+        official = experiments.OFFICIAL_2022[f"task{task}_stop_epoch"]
+        run = _early(box, shuffled)
+        said = f"stops in epoch {run.stop_epoch}" if run.stopped_early else "does not stop"
+        return run.stopped_early and abs(run.stop_epoch - official) <= 1, (
+            f"the course's {task} run with your {piece} {said}; the official solution: epoch {official} (within 1)")
+    return check
 
 
 def norms_4e(box: Sandbox) -> tuple[bool, str]:
@@ -135,8 +132,8 @@ def norms_4e(box: Sandbox) -> tuple[bool, str]:
 
 
 HIDDEN = [
-    Hidden("hidden: the official 2d stop (epoch 33)", "2d", 1, "trainer:should_early_stop", stop_2d),
-    Hidden("hidden: the official 2e stop (epoch 16)", "2e", 1, "utils:batch_indices", stop_2e),
+    Hidden("hidden: the official 2d stop (epoch 33)", "2d", 1, "trainer:should_early_stop", stop(shuffled=False)),
+    Hidden("hidden: the official 2e stop (epoch 16)", "2e", 1, "utils:batch_indices", stop(shuffled=True)),
     Hidden("hidden: the official 4e squared norms", "4a", 1, "utils:LinearModel.backward", norms_4e),
 ]
 
