@@ -208,7 +208,10 @@ def test_matches_the_course_style_reference(digits, binary):
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    if not (bench / "reference.py").exists():
+        pytest.skip("bench/reference.py, a whole solution, is the instructor's: not in the student version")
+    sys.path.insert(0, str(bench))
     from reference import train_reference
 
     for make_model, data, shuffle in ((SoftmaxModel, digits, True), (BinaryModel, binary, False)):

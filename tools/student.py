@@ -129,15 +129,32 @@ def verify(out: Path = OUT, root: Path = ROOT) -> list[str]:
     return problems
 
 
+def put_back_all(out: Path, into: Path, root: Path = ROOT) -> None:
+    """A copy of the student version in `out` at `into`, every region put back from `root` (an answer cell replaced
+    by the source's Markdown, as a student replaces it): the source again, but for the instructor's files."""
+    shutil.copytree(out, into, ignore=shutil.ignore_patterns("build", "*.pdf", "*.zip", ".venv"))
+    for name in source_files(root):
+        if name.endswith(MARKED) and not instructor_only(name):
+            source = (root / name).read_text(encoding="utf-8")
+            done = source if name.endswith(".ipynb") else regions.put_back((into / name).read_text(encoding="utf-8"),
+                                                                            source, name)
+            (into / name).write_text(done, encoding="utf-8")
+
+
 def run_own(out: Path, target: str, python: str) -> subprocess.CompletedProcess:
     """The student version's own `make <target>`, run with `python` (an environment that has the requirements)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TDT4265_") and k not in ("PY", "PARAMS", "SEED")}
+    env |= {"PYTHONDONTWRITEBYTECODE": "1", "PYTEST_ARGS": "-p no:cacheprovider"}  # nothing left behind in it
     return subprocess.run([sys.executable, str(out / "make.py"), target, f"PY={python}"], cwd=out, env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
 
 
 def make_student(out: Path = OUT) -> None:
     """Write the student version, verify it, run its tests and checks; BuildError saying what failed."""
+    if not any(solution_lines(name, (ROOT / name).read_text(encoding="utf-8")) for name in source_files()
+               if name.endswith(MARKED) and not instructor_only(name)):
+        raise BuildError("no solution marks in this folder's files: it is a student version already (make student is "
+                         "the instructor's, run in the source)")
     names = write(out)
     problems = verify(out)
     if problems:
