@@ -40,11 +40,15 @@ def submissions(pattern: str) -> list[Path]:
     if not pattern.strip():
         raise BuildError("make grade needs SUBMISSION=<a hand-in zip, an assignment_code.zip or a folder; a glob such "
                          "as 'hand-ins/*.zip' for several>")
+    whole = sorted(glob.glob(os.path.expanduser(pattern.strip())))
+    if whole:  # one path (a space in it is part of it) or one glob
+        return [Path(m).resolve() for m in whole]
     found = []
     for part in pattern.split():
         matches = sorted(glob.glob(os.path.expanduser(part))) or []
         if not matches:
-            raise BuildError(f"SUBMISSION: nothing at {part!r}")
+            raise BuildError(f"SUBMISSION: nothing at {part!r} (several are separated by spaces; for a path with a "
+                             "space in it, give it alone, or a glob such as 'hand-ins/*')")
         found += [Path(m).resolve() for m in matches]
     return list(dict.fromkeys(found))
 
@@ -54,9 +58,12 @@ def grade_command(variables: dict) -> None:
     out = Path(variables.get("GRADE_DIR") or ROOT / "build" / "grading")
     official = official_wanted(variables)
     started = time.monotonic()
-    grades = grade_all(paths, out, official)
-    for found in grades:
-        print(table(found))
+
+    def said(found) -> None:
+        print(table(found) if len(paths) <= 3 else f"{found.name}: {found.score} of {found.max_score} points "
+                                                   f"({found.seconds:.0f} s)", flush=True)
+
+    grades = grade_all(paths, out, official, said=said)
     say(f"graded {len(grades)} hand-in{'s' if len(grades) > 1 else ''} in {time.monotonic() - started:.0f} s: "
         f"{out / 'grades.csv'}; each one's results.json (Gradescope's format) and results.txt in {out}/<name>/")
 
@@ -90,7 +97,7 @@ def release_command(variables: dict) -> None:
     """The student version, its partial report, and the grader on the source's hand-in (full marks), a blank one
     (zero) and one per typical mistake (its own task's points lost, and no other), then autograder.zip tried against
     a stand-in /autograder: each verified, or BuildError listing what is not."""
-    from tools.student import OUT, make_student  # the student version: tools' (the build floor)
+    from tools.student import OUT, make_student, put_back_all, run_own  # the student version: tools' (its floor)
 
     started, problems, rows = time.monotonic(), [], []
     official = official_wanted(variables)
@@ -103,6 +110,15 @@ def release_command(variables: dict) -> None:
         problems.append(f"the blank student version's make report: exit {done.returncode}\n{done.stderr[-2000:]}")
     with tempfile.TemporaryDirectory(prefix="release-") as folder:
         work = Path(folder)
+        say("the student version with the solutions put back: its make test and make check ...")
+        put_back_all(OUT, work / "put back")
+        for target, expected in (("test", " passed"), ("check", "8 done, 0 not started, 0 failing")):
+            done = run_own(work / "put back", target, sys.executable)
+            if done.returncode != 0 or expected not in done.stdout + done.stderr:
+                problems.append(f"the student version with the solutions put back: make {target} (exit "
+                                f"{done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+            rows.append((f"the student version, solutions put back: make {target}", None, None, 0.0,
+                         done.returncode == 0 and expected in done.stdout + done.stderr))
         hand_ins = {"the source": _hand_in(ROOT, ROOT / "report.pdf", work / "source.zip"),
                     "blank": _hand_in(OUT, None, work / "blank.zip")}
         for name, mistake in TYPICAL.items():
@@ -145,10 +161,11 @@ def release_command(variables: dict) -> None:
         wrong = problems_of(results) if results.exists() else ["no results.json"]
         if done.returncode != 0 or wrong:
             problems.append(f"run_autograder: exit {done.returncode}; {'; '.join(wrong)}\n{done.stderr[-2000:]}")
-        rows.append(("autograder.zip, the source's hand-in", None, full, 0.0, done.returncode == 0 and not wrong))
-    say("\n".join(["release:", *(f"  {'ok  ' if ok else 'NOT '} {name}: " + (f"{score} of {most} points" if score
-                                 is not None else "results.json in Gradescope's format") + (f" ({seconds:.0f} s)"
-                                 if seconds else "") for name, score, most, seconds, ok in rows)]))
+        rows.append(("autograder.zip on the source's hand-in: results.json in Gradescope's format", None, full, 0.0,
+                     done.returncode == 0 and not wrong))
+    say("\n".join(["release:", *(f"  {'ok  ' if ok else 'NOT '} {name}" + (f": {score} of {most} points" if score
+                                 is not None else "") + (f" ({seconds:.0f} s)" if seconds else "")
+                                 for name, score, most, seconds, ok in rows)]))
     if problems:
         raise BuildError("the release is not right:\n" + "\n".join(problems))
     say(f"release verified in {time.monotonic() - started:.0f} s: dist/student/ to hand out, autograder.zip to upload; "

@@ -15,9 +15,10 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import time
 import zipfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class Graded:
 @dataclass
 class Grade:
     name: str
+    source: str = ""  # the path it was graded from
     checks: list[Graded] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)  # what the hand-in's process did that the grader noticed
     pdf: str | None = None
@@ -142,11 +144,25 @@ def failing(name: str, task: str, function: str, message: str, kind: str = "proc
     return Result(name, task, FAILING, function, kind=kind, message=message)
 
 
-def grade(submission: Path, work: Path, official: bool, seed: int | None = None) -> Grade:
-    """Grade one hand-in; its results go to `work` (results.json, results.txt)."""
+def grade(submission: Path, work: Path, official: bool, seed: int | None = None, note: str = "") -> Grade:
+    """Grade one hand-in into `work` (its code unpacked, results.json, results.txt): made beside it under a temporary
+    name and renamed when done, so an interrupted grading leaves the last one whole."""
     started = time.monotonic()
     seed = secrets.randbits(32) if seed is None else seed
-    found = Grade(work.name)  # the hand-in's name, as its folder of results has it
+    found = Grade(work.name, str(submission))  # the hand-in's name, as its folder of results has it
+    found.seen += [note] if note else []
+    final, work = work, work.with_name(work.name + ".part")
+    try:
+        return _grade(submission, work, official, seed, found, started)
+    finally:
+        if (work / "results.json").exists():
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(work, final)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _grade(submission: Path, work: Path, official: bool, seed: int, found: Grade, started: float) -> Grade:
     try:
         code, pdf = unpack(submission, work)
     except HandInError as exc:
@@ -220,12 +236,16 @@ def _hidden(check: hidden.Hidden, box: Sandbox, dead, failure, start) -> Graded:
 # ---------------------------------------------------------------- what a grade says
 
 
-def table(found: Grade) -> str:
-    """The hand-in's grade as text: points per task, what failed and why (make check's words), who reads the rest."""
-    lines = [f"{found.name}: {found.score} of {found.max_score} points ({found.seconds:.0f} s)"]
-    for task, (score, most) in found.by_task().items():
+def table(found: Grade, hidden: bool = True) -> str:
+    """The hand-in's grade as text: points per task, what failed and why (make check's words), who reads the rest;
+    without the hidden checks unless `hidden` (what a student sees before the grades are published)."""
+    shown = Grade(found.name, found.source, [g for g in found.checks if hidden or not g.hidden], found.seen,
+                  found.pdf, found.seconds)
+    lines = [f"{found.name} ({found.source}): {shown.score} of {shown.max_score} points ({found.seconds:.0f} s)"
+             + ("" if hidden else ", hidden checks not shown")]
+    for task, (score, most) in shown.by_task().items():
         lines.append(f"  Task {task}  {score:>2} of {most}")
-        for g in found.checks:
+        for g in shown.checks:
             if g.result.task == task and g.result.status != DONE:
                 where = f" ({g.result.where})" if g.result.where else ""
                 state = "not started" if g.result.status == NOT_STARTED else "failing"
@@ -248,9 +268,11 @@ def gradescope(found: Grade, seed: int) -> dict:
         tests.append({"name": f"Task {r.task}: {r.check}", "number": str(number), "score": g.score,
                       "max_score": g.points, "status": "passed" if r.status == DONE else "failed", "output": output,
                       "tags": [f"task {r.task}"], "visibility": "after_published" if g.hidden else "visible"})
-    return {"score": found.score, "execution_time": round(found.seconds), "output": table(found),
-            "output_format": "text", "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
-            "extra_data": {"seed": seed, "seen": found.seen}}
+    # no top-level score (Gradescope sums the tests'), and an output without the hidden checks: until the grades are
+    # published a student sees only the visible checks
+    return {"execution_time": round(found.seconds), "output": table(found, hidden=False), "output_format": "text",
+            "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
+            "extra_data": {"seed": seed, "seen": found.seen, "source": found.source, "score": found.score}}
 
 
 def _finish(found: Grade, work: Path, started: float, seed: int) -> Grade:
@@ -265,25 +287,61 @@ def _grade_here(args: tuple) -> Grade:
     return grade(submission, work, official, seed)
 
 
+def _quiet_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+
+
+def names_of(submissions: list[Path]) -> dict[Path, str]:
+    """A name for each hand-in, for its folder of results: its file's stem, or its folder's name; where two are alike
+    (alice/assignment_code.zip, bob/assignment_code.zip), their folders' names before them, then a number."""
+    def base(path: Path, parents: int) -> str:
+        own = path.stem if path.is_file() else path.name
+        return "-".join([*(p.name for p in reversed(path.parents[:parents]) if p.name), own][-1 - parents:]) \
+            if parents else own
+
+    names = {path: base(path, 0) for path in submissions}
+    for parents in (1, 2):
+        if len(set(names.values())) == len(names):
+            break
+        alike = {n for n in names.values() if list(names.values()).count(n) > 1}
+        names = {path: base(path, parents) if name in alike else name for path, name in names.items()}
+    seen: dict[str, int] = {}
+    for path, name in names.items():
+        seen[name] = seen.get(name, 0) + 1
+        names[path] = name if seen[name] == 1 else f"{name}-{seen[name]}"
+    return names
+
+
 def grade_all(submissions: list[Path], out: Path, official: bool, seed: int | None = None,
-              workers: int | None = None) -> list[Grade]:
-    """Grade each hand-in (side by side on the cores there are) into out/<name>/, and write out/grades.csv."""
-    names = {}
-    for path in submissions:
-        name = path.stem if path.is_file() else path.name
-        names[path] = name if name not in names.values() else f"{name}-{len(names)}"
+              workers: int | None = None, said=None) -> list[Grade]:
+    """Grade each hand-in (side by side on the cores there are) into out/<name>/, and write out/grades.csv;
+    said(grade), if given, as each one is done."""
+    names = names_of(submissions)
     jobs = [(path, out / names[path], official, seed) for path in submissions]
     workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
+    grades = {}
     if workers == 1:
-        grades = [_grade_here(job) for job in jobs]
+        for job in jobs:
+            grades[job[0]] = _grade_here(job)
+            if said:
+                said(grades[job[0]])
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            grades = list(pool.map(_grade_here, jobs))
+        with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker) as pool:
+            futures = {pool.submit(_grade_here, job): job[0] for job in jobs}
+            try:
+                for future in as_completed(futures):
+                    grades[futures[future]] = future.result()
+                    if said:
+                        said(grades[futures[future]])
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    grades = [grades[path] for path in submissions]
     rows = io.StringIO()
     writer = csv.writer(rows)
-    writer.writerow(["submission", "total", "max", *(f"task {t}" for t in TASKS)])
+    writer.writerow(["submission", "path", "total", "max", *(f"task {t}" for t in TASKS)])
     for g in grades:
         by_task = g.by_task()
-        writer.writerow([g.name, g.score, g.max_score, *(by_task.get(t, (0, 0))[0] for t in TASKS)])
+        writer.writerow([g.name, g.source, g.score, g.max_score, *(by_task.get(t, (0, 0))[0] for t in TASKS)])
     atomic_write(out / "grades.csv", rows.getvalue().encode())
     return grades

@@ -100,7 +100,7 @@ def test_a_hand_in_that_tries_to_grade_itself_gets_no_more_than_a_blank(tmp_path
     assert found.score == 0 and evidence in said, said
     assert time.monotonic() - started < 60
     assert not (folder / "results.json").exists() and not Path("/tmp/hostile-was-here").exists()
-    assert json.loads((tmp_path / "graded" / "results.json").read_text())["score"] == 0
+    assert sum(t["score"] for t in json.loads((tmp_path / "graded" / "results.json").read_text())["tests"]) == 0
 
 
 def test_a_function_that_never_returns_fails_its_check_and_the_rest_go_on(tmp_path, monkeypatch):
@@ -125,11 +125,30 @@ def test_results_json_is_gradescopes_format_and_the_schema_refuses_what_it_is_no
     results = json.loads(path.read_text())
     assert len(results["tests"]) == len(CHECKS) and {t["status"] for t in results["tests"]} == {"failed"}
     results["tests"][0]["status"] = "partly"
-    del results["score"]
-    results["tests"][1].pop("score")
+    results["tests"][1].pop("score")  # and none at the top
     path.write_text(json.dumps(results))
     problems = problems_of(path)
     assert any("tests/0/status" in p for p in problems) and any("the top" in p for p in problems), problems
+
+
+def test_a_student_sees_no_hidden_check_until_the_grades_are_published():
+    shown = grading.Result("softmax", "3a", "done", "softmax")
+    hidden = grading.Result("hidden: the official 2d stop (epoch 33)", "2d", "failing", "should_early_stop",
+                            message="stops in epoch 40")
+    found = grading.Grade("alice", "hand-ins/alice.zip", [grading.Graded(shown, 1, 1),
+                                                          grading.Graded(hidden, 1, 0, hidden=True)])
+    results = grading.gradescope(found, seed=7)
+    assert "score" not in results and "official 2d" not in results["output"] and "epoch 40" not in results["output"]
+    assert [t["visibility"] for t in results["tests"]] == ["visible", "after_published"]
+    assert "hidden: the official 2d stop" in grading.table(found)  # the instructor's table shows it
+
+
+def test_hand_ins_alike_in_name_keep_their_folders_names(tmp_path):
+    paths = [tmp_path / who / "assignment_code.zip" for who in ("alice", "bob")]
+    for path in paths:
+        path.parent.mkdir()
+        path.write_bytes(b"")
+    assert list(grading.names_of(paths).values()) == ["alice-assignment_code", "bob-assignment_code"]
 
 
 def test_many_hand_ins_give_one_csv(tmp_path, blank):
@@ -170,4 +189,5 @@ def test_the_autograder_runs_against_a_stand_in_autograder_folder(tmp_path, blan
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     results = stand_in / "results" / "results.json"
-    assert problems_of(results) == [] and json.loads(results.read_text())["score"] == 0
+    assert problems_of(results) == [] and json.loads(results.read_text())["extra_data"]["score"] == 0
+    assert "MNIST is not in the autograder's cache" in json.loads(results.read_text())["output"]
