@@ -122,6 +122,7 @@ def selected(task: str | None) -> list[Check]:
     """The checks of a task ("2a"), of a task's parts ("2": 2a to 2e), or all (None); ValueError for no such task."""
     if not task:
         return list(CHECKS)
+    task = task.strip().lower()
     chosen = [c for c in CHECKS if c.task == task or (len(task) == 1 and c.task.startswith(task))]
     if not chosen:
         raise ValueError(f"no checks for task {task!r}: the tasks with code to check are {', '.join(TASKS)}")
@@ -173,7 +174,7 @@ def table(results: list[Result]) -> str:
                 lines.append(f"    {r.check}: {r.function}{f' ({r.where})' if r.where else ''}: {r.message}")
             elif r.status == NOT_STARTED and state == NOT_STARTED and r.message != "not written yet":
                 lines.append(f"    {r.check}: {r.message}")
-        if state == NOT_STARTED:
+        if state != DONE:
             blanks = sorted({(r.function, r.where) for r in own if r.status == NOT_STARTED and r.kind == "blank"
                              and r.message == "not written yet"})
             if blanks:

@@ -26,9 +26,9 @@ def changed_since_report(build: Build) -> list[str]:
 
 
 def pending_list(pending: dict[str, str]) -> str:
-    """'2 tasks pending: 2b (Task 2b: BaseTrainer.train_step is not written yet (trainer.py:105)); 3d (...)'."""
-    return (f"{len(pending)} task{'s' if len(pending) > 1 else ''} pending: "
-            + "; ".join(f"{task} ({why})" for task, why in sorted(pending.items())))
+    """'2 tasks pending:' and a line for each: '  2b: Task 2b, not written yet: BaseTrainer.train_step (...)'."""
+    return (f"{len(pending)} task{'s' if len(pending) > 1 else ''} pending:\n"
+            + "\n".join(f"  {task}: {why}" for task, why in sorted(pending.items())) + "\n")
 
 
 def write_handin(build: Build) -> None:
@@ -40,7 +40,7 @@ def write_handin(build: Build) -> None:
                              "(or `python make.py submission`) again. Nothing was written.")
         pending = recorded(build.dir / "notebooks" / "report.ipynb").get("pending", {})
         if pending and build.variables["PARTIAL"] != "yes":
-            raise BuildError(f"{build.pdf.name} is a partial report, {pending_list(pending)}. Finish them, or hand it "
+            raise BuildError(f"{build.pdf.name} is a partial report, {pending_list(pending)}Finish them, or hand it "
                              "in as it is with `make submission PARTIAL=yes`. Nothing was written.")
         changed = changed_since_report(build)
         if changed:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from support import handoff
+from support.blanks import blanks
 from support.fileio import write_file
 from support.inline import expressions, store, stored
 from support.project import HEADINGS, REPORT, TASKS, notebooks
@@ -17,7 +18,7 @@ from support.results import ResultsError, modules_digest, problem_of, read_resul
 from support.sources import project_modules, read_notebook
 from tools.common import ROOT, BuildError, file_sha256, say
 from tools.context import Build
-from tools.partial import answers_pending, pending_code, pending_summary, with_placeholders
+from tools.partial import STUDENT_FILES, answers_pending, described, pending_code, pending_summary, with_placeholders
 from tools.processes import NotebookRun, publish, staging_dir, timed
 from tools.tasks import expected_keys
 
@@ -35,7 +36,9 @@ def runnable(build: Build, source: dict) -> tuple[dict, dict[str, str]]:
     """(the report as it runs against these results: the sections of tasks whose code is pending replaced by what is
     missing (tools/partial.py), {task: why} of every task pending, for code or a written answer)."""
     code = pending_code(build.dir / "results", TASKS)
-    return with_placeholders(source, code), {**answers_pending(source), **code}
+    left = blanks(ROOT, list(STUDENT_FILES))
+    described_code = {task: described(task, why, left) for task, why in code.items()}
+    return with_placeholders(source, code, left), {**answers_pending(source), **described_code}
 
 
 def report_fingerprints(build: Build, keys: dict[str, str], source: dict) -> dict[str, str]:
