@@ -110,10 +110,13 @@ class _Task:
     def __getattr__(self, name: str):
         """A value of a part that did not run (a task pending): a mark JupyterLab shows where the value would be, and
         every branch reads as false. Otherwise AttributeError."""
-        pending = self.__dict__.get("pending")
-        if pending and not name.startswith("_"):
-            return Pending(f"(pending: {next(iter(pending.values()))})")
+        if self.__dict__.get("pending") and not name.startswith("_"):
+            return Pending(self.pending_mark)
         raise AttributeError(f"{type(self).__name__} has no {name!r}")
+
+    @property
+    def pending_mark(self) -> str:
+        return f"(pending: {next(iter(self.pending.values()))})"
 
     def _answer(self, needs: list[str], part) -> None:
         """part(), the values of a part of the answers, when the results hold all it `needs` (or runs of it)."""
@@ -122,7 +125,10 @@ class _Task:
             part()
 
     def figure(self, name: str) -> None:
-        """Show the figure's PNG, as its results file names it (checked against the digest there)."""
+        """Show the figure's PNG, as its results file names it (checked against the digest there); a pending mark for a
+        figure of a task that waits."""
+        if self.pending and f"{name}.png" not in self.results.get("figures", {}):
+            return display(Md(f"*{self.pending_mark}*"))
         display(Image(data=figure_bytes(self.results, name, self.figures_dir)))
 
     def note(self, name: str) -> str:
