@@ -82,8 +82,8 @@ def _hand_in(code: Path, pdf: Path | None, out: Path) -> Path:
     inner = out.with_suffix(".code.zip")
     with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(code.rglob("*")):
-            if path.is_file() and not {".git", ".venv", "build", "data", "dist", "__pycache__"} & set(
-                    path.relative_to(code).parts):
+            if path.is_file() and path.suffix not in (".zip", ".pdf", ".html") and not {
+                    ".git", ".venv", "build", "data", "dist", "__pycache__"} & set(path.relative_to(code).parts):
                 archive.write(path, path.relative_to(code).as_posix())
     with zipfile.ZipFile(out, "w") as archive:
         archive.write(inner, "assignment_code.zip")
