@@ -207,8 +207,8 @@ def _grade(submission: Path, work: Path, official: bool, seed: int, found: Grade
                     failure = dead if isinstance(dead, dict) else None
             found.checks.append(Graded(result, check.points, check.points if result.status == DONE else 0))
         for check in hidden.HIDDEN if official else ():
-            found.checks.append(_hidden(check, box, dead, failure, start))
-            if box.proc is None:
+            found.checks.append(_hidden(check, box, dead, failure))
+            if dead is None and box.proc is None:  # it ended in that check: a fresh one for the next
                 dead = start()
                 failure = dead if isinstance(dead, dict) else None
     finally:
@@ -218,7 +218,7 @@ def _grade(submission: Path, work: Path, official: bool, seed: int, found: Grade
     return _finish(found, work, started, seed)
 
 
-def _hidden(check: hidden.Hidden, box: Sandbox, dead, failure, start) -> Graded:
+def _hidden(check: hidden.Hidden, box: Sandbox, dead, failure) -> Graded:
     function = check.function.split(":")[1]
     if dead is not None:
         why = dead if isinstance(dead, str) else failure.get("error", "its modules did not import")

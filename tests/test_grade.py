@@ -103,6 +103,20 @@ def test_a_hand_in_that_tries_to_grade_itself_gets_no_more_than_a_blank(tmp_path
     assert sum(t["score"] for t in json.loads((tmp_path / "graded" / "results.json").read_text())["tests"]) == 0
 
 
+def test_a_hand_in_that_never_imports_is_started_once_hidden_checks_and_all(tmp_path, blank, monkeypatch):
+    monkeypatch.setattr(grading, "IMPORT_SECONDS", 2.0)
+    fake = [grading.hidden.Hidden(f"hidden {n}", "2d", 1, "trainer:should_early_stop", lambda box: (True, "ran"))
+            for n in range(3)]
+    monkeypatch.setattr(grading.hidden, "HIDDEN", fake)
+    folder = tmp_path / "hand-in"
+    shutil.copytree(blank, folder)
+    (folder / "utils.py").write_text((folder / "utils.py").read_text() + "\nwhile True:\n    pass\n")
+    started = time.monotonic()
+    found = grading.grade(folder, tmp_path / "graded", official=True)
+    assert time.monotonic() - started < 10 and found.score == 0
+    assert [g.result.message for g in found.checks[-3:]] == [found.checks[0].result.message] * 3
+
+
 def test_a_function_that_never_returns_fails_its_check_and_the_rest_go_on(tmp_path, monkeypatch):
     monkeypatch.setattr(grading, "CHECK_SECONDS", 2.0)
     folder = source_copy(tmp_path / "hand-in")
