@@ -88,7 +88,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_a_hand_in_that_tries_to_grade_itself_gets_no_more_than_a_blank(tmp_path, blank, monkeypatch, name):
-    monkeypatch.setattr(grading, "IMPORT_SECONDS", 5.0)
+    monkeypatch.setattr(grading, "IMPORT_SECONDS", 3.0)
     monkeypatch.setattr(grading, "MEMORY_BYTES", 1 << 30)
     code, evidence = HOSTILE[name]
     folder = tmp_path / "hostile"
@@ -118,7 +118,7 @@ def test_a_hand_in_that_never_imports_is_started_once_hidden_checks_and_all(tmp_
 
 
 def test_a_function_that_never_returns_fails_its_check_and_the_rest_go_on(tmp_path, monkeypatch):
-    monkeypatch.setattr(grading, "CHECK_SECONDS", 2.0)
+    monkeypatch.setattr(grading, "CHECK_SECONDS", 1.0)
     folder = source_copy(tmp_path / "hand-in")
     text = (folder / "utils.py").read_text()
     (folder / "utils.py").write_text(text.replace('    """Logistic function 1 / (1 + exp(-z)) of the logits, '
