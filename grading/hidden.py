@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +23,7 @@ from mnist import FILES, cache_dir
 
 CALL_SECONDS = 10.0  # for one call of the hand-in's function
 CALLS = itertools.count()
+DEADLINE = [math.inf]  # when the hidden check now running must end (time.monotonic()); set by the grader
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,12 @@ class HandInFailed(Exception):
 def ask(box: Sandbox, message: dict, arrays=()) -> tuple[dict, list]:
     """A call of the hand-in's function over its process; HandInFailed if it raised, overran or ended."""
     message = {"id": next(CALLS), **message}
+    left = DEADLINE[0] - time.monotonic()
+    if left <= 0:
+        box.stop()
+        raise HandInFailed("the hidden check ran out of time (the calls of the hand-in's function were too slow)")
     try:
-        answer, out = box.ask(message, arrays, timeout=CALL_SECONDS, doing=f"its {message['call']}")
+        answer, out = box.ask(message, arrays, timeout=min(CALL_SECONDS, left), doing=f"its {message['call']}")
     except Ended as exc:
         raise HandInFailed(str(exc)) from None
     if "error" in answer:

@@ -117,6 +117,21 @@ def test_a_hand_in_that_never_imports_is_started_once_hidden_checks_and_all(tmp_
     assert [g.result.message for g in found.checks[-3:]] == [found.checks[0].result.message] * 3
 
 
+def test_a_hidden_check_has_a_time_limit_over_all_its_calls(tmp_path, monkeypatch):
+    monkeypatch.setattr(grading, "HIDDEN_SECONDS", 1.0)
+
+    def slow(box):  # the reference's training, calling the hand-in's function again and again
+        while True:
+            grading.hidden.ask(box, {"call": "should_early_stop", "losses": [1.0, 2.0], "num_steps": 3})
+
+    monkeypatch.setattr(grading.hidden, "HIDDEN", [grading.hidden.Hidden("hidden", "2d", 1, "trainer:should_early_stop",
+                                                                          slow)])
+    started = time.monotonic()
+    found = grading.grade(source_copy(tmp_path / "hand-in"), tmp_path / "graded", official=True)
+    assert time.monotonic() - started < 30 and found.checks[-1].score == 0
+    assert "the hidden check ran out of time" in found.checks[-1].result.message
+
+
 def test_a_function_that_never_returns_fails_its_check_and_the_rest_go_on(tmp_path, monkeypatch):
     monkeypatch.setattr(grading, "CHECK_SECONDS", 1.0)
     folder = source_copy(tmp_path / "hand-in")
