@@ -3,6 +3,7 @@
 import ast
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -167,6 +168,7 @@ def test_the_filter_and_the_check_strip_the_same():
     assert json.loads(by_filter.stdout) == json.loads(stripped(text)) == json.loads((ROOT / "task3.ipynb").read_text())
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_after_a_save_with_outputs_git_status_shows_the_notebook_unchanged(tmp_path):
     """JupyterLab saves a run notebook with its outputs; the server's save hook (support/jupyter) stages it when what
     git would stage is what is staged already, so `git status` lists it unchanged. A real edit stays modified."""
