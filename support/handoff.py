@@ -60,6 +60,15 @@ def out_dir(dataset: str = "mnist") -> Path:
     return Path(os.environ.get(OUT_ENV) or build_dir(dataset))
 
 
+def task_dirs(task: str, dataset: str = "mnist") -> tuple[Path, Path]:
+    """(figures, results): the folders a task notebook writes into; the task's figures of an earlier run removed, so
+    that its results name only the figures this run draws (a part left pending draws none)."""
+    figures = out_dir(dataset) / "figures" / task
+    for old in figures.glob("*.png"):
+        old.unlink(missing_ok=True)
+    return figures, out_dir(dataset) / "results"
+
+
 def report_inputs(dataset: str = "mnist") -> tuple[Path, dict[str, str], dict[str, dict]]:
     """(the results folder the report reads, {task: the fingerprint key the build asks for}, {task: its
     parameters}): the build's, or from Jupyter build/results/, {} and {} (whatever parameters the task notebooks last

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from experiments import Task2Config, run_task2
+from support import handoff
 from support.results import SCHEMA_VERSION, ResultsError, fingerprint, load_results, save_results
 from support.sources import project_modules
 
@@ -190,3 +191,16 @@ def test_a_notebook_caught_half_written_is_read_again_and_else_named_in_one_line
         with pytest.raises(NotebookError, match=r"^task3.ipynb does not read as a notebook \(.*\): a save caught "
                                                 r"half-way, or a damaged file\? Save it again"):
             read_notebook(path)
+
+
+def test_a_run_names_only_the_figures_it_draws(tmp_path, monkeypatch, sources):
+    """A part left pending in Jupyter draws no figure: the earlier run's figure must not pass for this run's."""
+    monkeypatch.setenv(handoff.OUT_ENV, str(tmp_path))
+    figures = tmp_path / "figures" / "task2"
+    figures.mkdir(parents=True)
+    (figures / "loss.png").write_bytes(b"an earlier run's figure")
+    figures_dir, results_dir = handoff.task_dirs("task2", "synthetic")
+    assert (figures_dir, results_dir) == (figures, tmp_path / "results") and not any(figures.iterdir())
+    (figures / "accuracy.png").write_bytes(b"this run's figure")
+    record = json.loads(save_results("task2", {}, {"pending": {"2b": "..."}}, results_dir, sources).read_text())
+    assert list(record["figures"]) == ["accuracy.png"]
