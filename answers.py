@@ -29,7 +29,7 @@ from support.phrases import (  # when: report.ipynb imports it from here
     steps_phrase,
     when,  # noqa: F401
 )
-from support.results import figure_bytes, figure_ranges, load_results
+from support.results import ResultsError, figure_bytes, figure_ranges, load_results, problem_of
 
 ORDER_TEXT = {
     "course": "the course's order: a `numpy.random.RandomState` seeded with {seed} shuffles a fresh list of the "
@@ -40,14 +40,40 @@ ORDER_TEXT = {
 
 def load_answers() -> tuple[Data, Task2, Task3, Task4]:
     """The answers to the task notebooks' last runs: their results files (build/results/, or where the build says),
-    each checked; ResultsError naming the notebook to run when one is missing, outdated or not what was asked for."""
+    each checked; ResultsError naming the notebook to run when one is missing, outdated or not what was asked for.
+    In JupyterLab, such a task's values show as pending instead, and one line says which notebook to run."""
     folder, keys, parameters = handoff.report_inputs()
-    results = {task: load_results(task, results_dir=folder, expected_key=keys.get(task),
-                                  expected_parameters=parameters.get(task))
-               for task in ("task2", "task3", "task4")}
+    results, unusable = {}, {}
+    for task in ("task2", "task3", "task4"):
+        try:
+            results[task] = load_results(task, results_dir=folder, expected_key=keys.get(task),
+                                         expected_parameters=parameters.get(task))
+        except ResultsError as exc:
+            if not handoff.in_editor():  # a build or an export: it stops, the error naming the notebook to run
+                raise
+            unusable[task] = exc
+            print(f"{problem_of(str(exc))}: run {task}.ipynb, then this notebook again; its values show as pending")
     figures = folder.parent / "figures"
-    return (Data(results), Task2(results["task2"], figures), Task3(results["task3"], figures),
-            Task4(results["task4"], figures))
+    tasks = [cls(results[task], figures) if task in results else NotRun(task)
+             for cls, task in ((Task2, "task2"), (Task3, "task3"), (Task4, "task4"))]
+    data = Data(results) if {"task2", "task3"} <= results.keys() else NotRun(min(unusable))
+    return data, *tasks
+
+
+class NotRun:
+    """A task whose results file is missing or unusable, read in JupyterLab: every value a pending mark, every
+    verdict false, every figure the mark."""
+
+    def __init__(self, task: str):
+        self.pending_mark = f"(pending: {task}.ipynb must run again)"
+
+    def __getattr__(self, name: str) -> Pending:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Pending(self.pending_mark)
+
+    def figure(self, name: str) -> None:
+        display(Md(f"*{self.pending_mark}*"))
 
 
 class GradientCheck:

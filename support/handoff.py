@@ -36,18 +36,29 @@ def this_task() -> str:
     """The task of the notebook that runs, its file's name without .ipynb (a copy saved under another name is another
     task): what the build says, else the notebook Jupyter (or VS Code) started the kernel for; RuntimeError if
     neither says."""
-    named = os.environ.get(TASK_ENV) or os.environ.get("JPY_SESSION_NAME")
-    if not named:
-        try:
-            from IPython import get_ipython  # optional: VS Code names the notebook in the kernel's namespace
-        except ImportError:
-            get_ipython = None  # noqa: N806
-        shell = get_ipython() if get_ipython else None
-        named = shell.user_ns.get("__vsc_ipynb_file__") if shell else None
+    named = os.environ.get(TASK_ENV) or _editor_notebook()
     if not named:
         raise RuntimeError(f"cannot tell which task notebook this is: run it from JupyterLab, VS Code or make report, "
                            f"or set {TASK_ENV} to the notebook's name without .ipynb")
     return Path(named).stem
+
+
+def in_editor() -> bool:
+    """Whether the kernel is one JupyterLab (or VS Code) started for a notebook a person reads, not a build's or an
+    export's run."""
+    return not os.environ.get(TASK_ENV) and not os.environ.get(RESULTS_ENV) and bool(_editor_notebook())
+
+
+def _editor_notebook() -> str | None:
+    """The notebook JupyterLab (or VS Code) started the kernel for, if one did."""
+    if named := os.environ.get("JPY_SESSION_NAME"):
+        return named
+    try:
+        from IPython import get_ipython  # optional: VS Code names the notebook in the kernel's namespace
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return shell.user_ns.get("__vsc_ipynb_file__") if shell else None
 
 
 def build_dir(dataset: str = "mnist") -> Path:

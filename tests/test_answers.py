@@ -13,10 +13,25 @@ import numpy as np
 import pytest
 from IPython.core.formatters import DisplayFormatter
 
-from answers import NOT_THIS_RUN, Data, Md, Task2, Task3, Task4, count_phrase, pct, pp, steps_phrase, when
+from answers import (
+    NOT_THIS_RUN,
+    Data,
+    Md,
+    Task2,
+    Task3,
+    Task4,
+    count_phrase,
+    load_answers,
+    pct,
+    pp,
+    steps_phrase,
+    when,
+)
 from experiments import TASK_CONFIGS
 from summaries import fit_summary
+from support import handoff
 from support.inline import BRANCH, expressions, render, store
+from support.results import ResultsError, save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = json.loads((ROOT / "report.ipynb").read_text(encoding="utf-8"))
@@ -227,3 +242,36 @@ def test_the_default_outcome_reads_as_the_course_run(rendered):
                                if c["cell_type"] == "markdown").split())
     assert "differ from the course's values**: task2: `learning_rate = 0.1`." in other
     assert "with the course's default parameters on MNIST, which this build does not use" in other
+
+
+@pytest.mark.parametrize("editor", [True, False])
+def test_in_jupyterlab_a_task_whose_results_are_missing_shows_as_pending(tmp_path, monkeypatch, capsys, editor):
+    """A student who ran task2.ipynb but not task3.ipynb or task4.ipynb sees the report with their values pending and
+    one line per notebook to run; a build or an export still stops at the first, naming it."""
+    results = course_results()["task2"]
+    payload = {k: v for k, v in results.items() if k not in ("parameters", "figures", "fingerprint", "task")}
+    save_results("task2", results["parameters"], payload, tmp_path / "results")
+    monkeypatch.setattr(handoff, "report_inputs", lambda: (tmp_path / "results", {}, {}))
+    monkeypatch.delenv(handoff.TASK_ENV, raising=False)
+    monkeypatch.delenv(handoff.RESULTS_ENV, raising=False)
+    if not editor:
+        monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+        with pytest.raises(ResultsError, match=r"task3.json is missing: task3.ipynb must run again"):
+            load_answers()
+        return
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "report.ipynb"))
+    data, t2, t3, t4 = load_answers()
+    lines = capsys.readouterr().out.splitlines()
+    named = [line.split(": ")[0].rsplit("/", 1)[-1] for line in lines]
+    assert named == ["task3.json is missing", "task4.json is missing"]
+    assert all(line.endswith(f": run {task}.ipynb, then this notebook again; its values show as pending")
+               for line, task in zip(lines, ("task3", "task4")))
+    assert t2.learning_rate == "0.05" and isinstance(t2, Task2)
+    shown = []
+    monkeypatch.setattr("answers.display", lambda obj: shown.append(DisplayFormatter().format(obj)[0]["text/markdown"]))
+    for stand_in, task in ((data, "task3"), (t3, "task3"), (t4, "task4")):
+        assert stand_in.gap == f"(pending: {task}.ipynb must run again)" and not stand_in.overfits
+        assert when(stand_in.overfits) == NOT_THIS_RUN
+        stand_in.figure("loss")
+        assert shown.pop() == f"*(pending: {task}.ipynb must run again)*"
+
