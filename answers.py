@@ -24,6 +24,7 @@ from support.phrases import (  # when: report.ipynb imports it from here
     Pending,
     count_phrase,
     epochs_text,
+    no,  # noqa: F401 (the report's)
     pct,
     pp,
     steps_phrase,

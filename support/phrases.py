@@ -43,6 +43,12 @@ def when(condition: bool) -> str:
     return "" if condition else Untaken(NOT_THIS_RUN)
 
 
+def no(verdict: bool) -> bool:
+    """`not verdict` for a branch's condition, but a verdict still pending stays pending (false): `not` would make
+    the branch for the other outcome hold."""
+    return verdict if isinstance(verdict, Pending) else not verdict
+
+
 def pct(x: float, digits: int = 2) -> str:
     """0.9148 -> '91.48%'."""
     return f"{100 * x:.{digits}f}%"

@@ -17,11 +17,13 @@ from answers import (
     NOT_THIS_RUN,
     Data,
     Md,
+    NotRun,
     Task2,
     Task3,
     Task4,
     count_phrase,
     load_answers,
+    no,
     pct,
     pp,
     steps_phrase,
@@ -175,7 +177,7 @@ OUTCOMES = {
 def namespace(results) -> dict:
     figures = ROOT / "build" / "figures"  # not read: figures are the code cells' business
     return {"data": Data(results), "t2": Task2(results["task2"], figures), "t3": Task3(results["task3"], figures),
-            "t4": Task4(results["task4"], figures), "when": when}
+            "t4": Task4(results["task4"], figures), "when": when, "no": no}
 
 
 def evaluated(book, names) -> dict:
@@ -275,3 +277,18 @@ def test_in_jupyterlab_a_task_whose_results_are_missing_shows_as_pending(tmp_pat
         stand_in.figure("loss")
         assert shown.pop() == f"*(pending: {task}.ipynb must run again)*"
 
+
+@pytest.mark.parametrize("waiting", ["t3", "t4"])
+def test_no_branch_that_reads_a_pending_task_shows_in_jupyterlab(waiting):
+    """A task whose results are pending holds no verdict: every branch that reads one of its verdicts, alone or
+    negated, is left out (greyed in JupyterLab); the others are as with every task done."""
+    results = course_results()
+    names = {**namespace(results), waiting: NotRun(f"task{waiting[1]}")}
+    kept = render(evaluated(REPORT, names))
+    every = render(evaluated(REPORT, namespace(results)))
+    ids, ids_every = ({c["id"] for c in book["cells"]} for book in (kept, every))
+    branches = [(c["id"], BRANCH.match("".join(c["source"]))[1]) for c in REPORT["cells"]
+                if c["cell_type"] == "markdown" and BRANCH.match("".join(c["source"]))]
+    reading = [cell for cell, condition in branches if f"{waiting}." in condition]
+    assert reading and not any(cell in ids for cell in reading)
+    assert all((cell in ids) == (cell in ids_every) for cell, condition in branches if f"{waiting}." not in condition)
