@@ -23,7 +23,8 @@ from support.fileio import atomic_write
 ROOT = Path(__file__).resolve().parent.parent
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # what grading needs of the source: its modules (the reference's training for the hidden checks), the lock, grading/
-PARTS = ["*.py", "support/**/*.py", "grading/*.py", "pyproject.toml", "requirements.lock", "requirements.txt"]
+PARTS = ["*.py", "support/**/*.py", "grading/*.py", "tools/__init__.py", "tools/regions.py", "pyproject.toml",
+         "requirements.lock", "requirements.txt"]
 
 SETUP = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, as it builds the autograder's image (Ubuntu): Python >= 3.11, the locked

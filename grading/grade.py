@@ -30,7 +30,11 @@ from support import probes
 from support.checks import CHECKS, TASKS, judge
 from support.definitions import DONE, FAILING, NOT_STARTED, Result
 from support.fileio import atomic_write
+from support.project import instructor_only
+from support.sources import project_modules
+from tools.regions import regions
 
+ROOT = Path(__file__).resolve().parent.parent
 IMPORT_SECONDS = 30.0  # for the hand-in's modules to import
 CHECK_SECONDS = 20.0  # for one check (the course's gradient test runs 1,570 forward passes)
 HIDDEN_SECONDS = 300.0  # for one hidden check's training (the 4e runs take about 20 s on 2 cores)
@@ -99,12 +103,20 @@ def _extract(archive: zipfile.ZipFile, into: Path, budget: list[int]) -> None:
         target.write_bytes(archive.read(info))
 
 
-def unpack(submission: Path, work: Path) -> tuple[Path, Path | None]:
-    """(the folder holding the hand-in's code, its report.pdf or None), unpacked into `work` afresh."""
+def unpack(submission: Path, work: Path) -> tuple[Path, Path | None, list[str]]:
+    """(the folder holding the hand-in's code, its report.pdf or None, what was done to read it), unpacked into `work`
+    afresh. Taken as students hand in: a folder or zip of the code, or of report.pdf and assignment_code.zip; a folder
+    holding one zip (Gradescope's upload of a zip); the code one folder down; without the course's own modules."""
     shutil.rmtree(work, ignore_errors=True)
     code = work / "code"
     code.mkdir(parents=True)
-    budget = [MAX_UNPACKED]
+    budget, notes = [MAX_UNPACKED], []
+    if submission.is_dir():
+        zips = sorted(p for p in submission.iterdir() if p.suffix == ".zip" and p.is_file())
+        if not (submission / "utils.py").exists() and not (submission / "assignment_code.zip").exists() \
+                and len(zips) == 1:
+            notes.append(f"the folder holds one zip, {zips[0].name}: graded from it")
+            submission = zips[0]
     if submission.is_dir():
         inner = submission / "assignment_code.zip"
         if inner.is_file():
@@ -132,9 +144,25 @@ def unpack(submission: Path, work: Path) -> tuple[Path, Path | None]:
                 atomic_write(work / "report.pdf", outer.read(pdf_name))
         pdf = work / "report.pdf" if (work / "report.pdf").exists() else None
     if not (code / "utils.py").is_file():
+        below = [p.parent for p in code.glob("*/utils.py")]
+        if len(below) == 1:  # the code zipped with its folder: that folder is the code
+            notes.append(f"the code is in its folder {below[0].name}/: graded from there")
+            code = below[0]
+    if not (code / "utils.py").is_file():
         found = sorted(p.relative_to(code).as_posix() for p in code.rglob("*") if p.is_file())[:10]
         raise HandInError(f"{submission}: no utils.py at the top of the code (found {', '.join(found) or 'nothing'})")
-    return code, pdf
+    for given in course_modules(code):  # the course's own modules, which a hand-in of the edited files leaves out
+        shutil.copy2(ROOT / given, code / given)
+        notes.append(f"{given} was not in the hand-in: the course's own copy was used")
+    return code, pdf, notes
+
+
+def course_modules(code: Path) -> list[str]:
+    """The project's modules that the hand-in's utils.py and trainer.py import, that it lacks, that the student version
+    holds and that hold nothing a student writes (no region): the course's own (mnist.py)."""
+    wanted = project_modules(*(p for p in (code / "utils.py", code / "trainer.py") if p.is_file()), root=ROOT)
+    return [name for path in wanted if not (code / (name := path.relative_to(ROOT).as_posix())).exists()
+            and not instructor_only(name) and not regions(path.read_text(encoding="utf-8"), name)]
 
 
 # ---------------------------------------------------------------- grading one hand-in
@@ -164,7 +192,8 @@ def grade(submission: Path, work: Path, official: bool, seed: int | None = None,
 
 def _grade(submission: Path, work: Path, official: bool, seed: int, found: Grade, started: float) -> Grade:
     try:
-        code, pdf = unpack(submission, work)
+        code, pdf, notes = unpack(submission, work)
+        found.seen += notes
     except HandInError as exc:
         found.seen.append(str(exc))
         found.checks = [Graded(failing(c.name, c.task, c.function.split(":")[1], str(exc), "hand-in"), c.points, 0)

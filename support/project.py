@@ -32,6 +32,12 @@ def files(patterns: tuple[str, ...]) -> list[str]:
     return sorted({p.relative_to(ROOT).as_posix() for pattern in patterns for p in ROOT.glob(pattern) if p.is_file()})
 
 
+def instructor_only(name: str) -> bool:
+    """Whether the file `name` (a POSIX path from the root) is the instructor's alone: left out of the student
+    version."""
+    return any(Path(name).match(pattern) or name.startswith(pattern.rstrip("*")) for pattern in INSTRUCTOR)
+
+
 def notebooks() -> list[str]:
     """The build's notebooks: the report and the tasks'."""
     return [REPORT, *(f"{task}.ipynb" for task in TASKS)]

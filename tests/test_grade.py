@@ -221,3 +221,25 @@ def test_the_autograder_runs_against_a_stand_in_autograder_folder(tmp_path, blan
     results = stand_in / "results" / "results.json"
     assert problems_of(results) == [] and json.loads(results.read_text())["extra_data"]["score"] == 0
     assert "MNIST is not in the autograder's cache" in json.loads(results.read_text())["output"]
+
+
+def test_hand_ins_are_taken_in_the_shapes_students_upload(tmp_path):
+    """The edited files alone (the course's mnist.py left out), the code zipped with its folder, a folder holding one
+    zip (Gradescope's upload of a zip): each graded as the code it holds, and said how."""
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for name in ("utils.py", "trainer.py"):
+        shutil.copy(ROOT / name, edited / name)
+    with zipfile.ZipFile(tmp_path / "folder.zip", "w") as archive:
+        for name in CODE:
+            archive.write(ROOT / name, f"assignment1/{name}")
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    shutil.copy(tmp_path / "folder.zip", upload / "my hand-in.zip")
+    for path, said in ((edited, "mnist.py was not in the hand-in: the course's own copy was used"),
+                       (tmp_path / "folder.zip", "the code is in its folder assignment1/: graded from there"),
+                       (upload, "the folder holds one zip, my hand-in.zip: graded from it")):
+        code, pdf, notes = grading.unpack(path, tmp_path / "work" / path.name)
+        assert (code / "utils.py").read_bytes() == (ROOT / "utils.py").read_bytes() and (code / "mnist.py").exists()
+        assert said in notes and pdf is None
+    assert grading.course_modules(edited) == ["mnist.py"]  # utils.py and trainer.py are the student's: never filled

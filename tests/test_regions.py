@@ -116,7 +116,7 @@ def project(tmp_path, extra=None):
 
 
 def test_the_student_version_leaves_out_the_instructors_files_and_verifies(tmp_path, monkeypatch):
-    monkeypatch.setattr(student, "INSTRUCTOR", (".ci/*",))
+    monkeypatch.setattr("support.project.INSTRUCTOR", (".ci/*",))
     root, out = project(tmp_path), tmp_path / "dist" / "student"
     names = student.write(out, root)
     assert ".ci/run" not in names and not (out / ".ci").exists() and not (out / ".git").exists()
@@ -127,7 +127,7 @@ def test_the_student_version_leaves_out_the_instructors_files_and_verifies(tmp_p
 
 
 def test_a_solution_line_anywhere_in_the_student_version_is_found(tmp_path, monkeypatch):
-    monkeypatch.setattr(student, "INSTRUCTOR", (".ci/*",))
+    monkeypatch.setattr("support.project.INSTRUCTOR", (".ci/*",))
     leak = "def test_step():\n    self.w = self.w - self.learning_rate * grad\n"
     root, out = project(tmp_path, {"tests/test_model.py": leak}), tmp_path / "dist" / "student"
     student.write(out, root)
@@ -137,7 +137,7 @@ def test_a_solution_line_anywhere_in_the_student_version_is_found(tmp_path, monk
 
 
 def test_a_mark_in_a_file_whose_regions_are_not_read_stops_the_student_version(tmp_path, monkeypatch):
-    monkeypatch.setattr(student, "INSTRUCTOR", ())
+    monkeypatch.setattr("support.project.INSTRUCTOR", ())
     root = project(tmp_path, {"notes.txt": "# BEGIN SOLUTION Task 2a: x\n"})
     with pytest.raises(student.BuildError, match="notes.txt: solution marks in a file whose regions are not read"):
         student.write(tmp_path / "out", root)

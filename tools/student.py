@@ -18,7 +18,7 @@ from pathlib import Path
 
 from support.blanks import blanks
 from support.fileio import atomic_write
-from support.project import INSTRUCTOR
+from support.project import instructor_only
 from tools import regions
 from tools.common import ROOT, BuildError, say
 
@@ -38,10 +38,6 @@ def source_files(root: Path = ROOT) -> list[str]:
     skip = {".git", ".venv", "build", "data", "dist", "__pycache__", ".pytest_cache", ".ruff_cache"}
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                   if p.is_file() and not skip & set(p.relative_to(root).parts))
-
-
-def instructor_only(name: str) -> bool:
-    return any(Path(name).match(pattern) or name.startswith(pattern.rstrip("*")) for pattern in INSTRUCTOR)
 
 
 def student_text(name: str, text: str) -> str:
