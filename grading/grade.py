@@ -12,10 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 import os
 import secrets
 import shutil
 import signal
+import sys
 import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -317,8 +319,11 @@ def _grade_here(args: tuple) -> Grade:
     return grade(submission, work, official, seed)
 
 
-def _quiet_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+def _worker_start() -> None:
+    """A grading worker: Ctrl-C is the parent's to handle; the parent's SIGTERM ends the hand-in being graded, its
+    process stopped and its half-made folder removed on the way out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def names_of(submissions: list[Path]) -> dict[Path, str]:
@@ -350,28 +355,37 @@ def grade_all(submissions: list[Path], out: Path, official: bool, seed: int | No
     jobs = [(path, out / names[path], official, seed) for path in submissions]
     workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
     grades = {}
-    if workers == 1:
-        for job in jobs:
-            grades[job[0]] = _grade_here(job)
-            if said:
-                said(grades[job[0]])
-    else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker) as pool:
-            futures = {pool.submit(_grade_here, job): job[0] for job in jobs}
-            try:
-                for future in as_completed(futures):
-                    grades[futures[future]] = future.result()
-                    if said:
-                        said(grades[futures[future]])
-            except KeyboardInterrupt:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-    grades = [grades[path] for path in submissions]
-    rows = io.StringIO()
-    writer = csv.writer(rows)
-    writer.writerow(["submission", "path", "total", "max", *(f"task {t}" for t in TASKS)])
-    for g in grades:
-        by_task = g.by_task()
-        writer.writerow([g.name, g.source, g.score, g.max_score, *(by_task.get(t, (0, 0))[0] for t in TASKS)])
-    atomic_write(out / "grades.csv", rows.getvalue().encode())
-    return grades
+    try:
+        if workers == 1:
+            for job in jobs:
+                grades[job[0]] = _grade_here(job)
+                if said:
+                    said(grades[job[0]])
+        else:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_worker_start) as pool:
+                futures = {pool.submit(_grade_here, job): job[0] for job in jobs}
+                try:
+                    for future in as_completed(futures):
+                        grades[futures[future]] = future.result()
+                        if said:
+                            said(grades[futures[future]])
+                except KeyboardInterrupt:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for worker in multiprocessing.active_children():
+                        worker.terminate()
+                    raise
+    finally:  # interrupted too: the hand-ins graded so far
+        write_grades(out, [grades[path] for path in submissions if path in grades])
+    return [grades[path] for path in submissions]
+
+
+CSV_HEADER = ["submission", "path", "total", "max", *(f"task {t}" for t in TASKS)]
+
+
+def write_grades(out: Path, graded: list[Grade]) -> None:
+    """out/grades.csv: a row per hand-in graded."""
+    rows = [[g.name, g.source, g.score, g.max_score, *(g.by_task().get(t, (0, 0))[0] for t in TASKS)] for g in graded]
+    text = io.StringIO()
+    csv.writer(text).writerows([CSV_HEADER, *rows])
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "grades.csv", text.getvalue().encode())

@@ -6,7 +6,9 @@ release), these run without."""
 
 import csv
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -243,3 +245,34 @@ def test_hand_ins_are_taken_in_the_shapes_students_upload(tmp_path):
         assert (code / "utils.py").read_bytes() == (ROOT / "utils.py").read_bytes() and (code / "mnist.py").exists()
         assert said in notes and pdf is None
     assert grading.course_modules(edited) == ["mnist.py"]  # utils.py and trainer.py are the student's: never filled
+
+
+def _cmdline(process: Path) -> bytes:
+    try:
+        return (process / "cmdline").read_bytes()
+    except OSError:  # ended meanwhile
+        return b""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups, and /proc to find what is left")
+def test_ctrl_c_stops_the_grading_of_several_hand_ins_at_once(tmp_path, blank):
+    """Ctrl-C in a terminal reaches the grader and its workers: all stop within seconds, each hand-in's process
+    with them, nothing half-made left; those graded before stay in grades.csv."""
+    slow = []
+    for n in range(2):
+        folder = tmp_path / f"slow-{n}"
+        shutil.copytree(blank, folder)
+        (folder / "utils.py").write_text((folder / "utils.py").read_text() + "\nimport time\ntime.sleep(25)\n")
+        slow.append(folder)
+    script = ("import sys; from pathlib import Path; from grading.grade import grade_all\n"
+              "grade_all([Path(p) for p in sys.argv[2:]], Path(sys.argv[1]), official=False, workers=2)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "graded"), *map(str, slow)], cwd=ROOT,
+                            start_new_session=True, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)  # both hand-ins importing, in their sandboxes
+    started = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    proc.wait(timeout=20)
+    assert time.monotonic() - started < 8 and "KeyboardInterrupt" in proc.stderr.read()
+    time.sleep(0.5)
+    left = [p for p in Path("/proc").glob("[0-9]*") if str(tmp_path).encode() in _cmdline(p)]
+    assert left == [] and not list((tmp_path / "graded").glob("*.part"))

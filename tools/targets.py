@@ -252,7 +252,8 @@ def run(targets: list[str], variables: dict[str, str]) -> int:
             function_of(target)(build)
     except KeyboardInterrupt:
         STOP.set()
-        kept = f"; {build.pdf.name} is the last good one" if build.pdf.exists() else ""
+        builds_pdf = {"report", "submission", "watch", "release"} & set(targets)
+        kept = f"; {build.pdf.name} is the last good one" if builds_pdf and build.pdf.exists() else ""
         say(f"interrupted: the steps that had finished are kept, nothing half-done is{kept}")
         return 130
     except OSError as exc:
