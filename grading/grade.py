@@ -383,8 +383,18 @@ CSV_HEADER = ["submission", "path", "total", "max", *(f"task {t}" for t in TASKS
 
 
 def write_grades(out: Path, graded: list[Grade]) -> None:
-    """out/grades.csv: a row per hand-in graded."""
-    rows = [[g.name, g.source, g.score, g.max_score, *(g.by_task().get(t, (0, 0))[0] for t in TASKS)] for g in graded]
+    """out/grades.csv: a row per hand-in graded into `out`, this run's and those of earlier runs whose results are still
+    there (a hand-in graded again replaces its row)."""
+    names = {g.name for g in graded}
+    rows = []
+    try:
+        with open(out / "grades.csv", newline="", encoding="utf-8") as earlier:
+            old = list(csv.reader(earlier))
+        if old and old[0] == CSV_HEADER:
+            rows = [row for row in old[1:] if row and row[0] not in names and (out / row[0] / "results.json").exists()]
+    except OSError:
+        pass
+    rows += [[g.name, g.source, g.score, g.max_score, *(g.by_task().get(t, (0, 0))[0] for t in TASKS)] for g in graded]
     text = io.StringIO()
     csv.writer(text).writerows([CSV_HEADER, *rows])
     out.mkdir(parents=True, exist_ok=True)

@@ -247,6 +247,18 @@ def test_hand_ins_are_taken_in_the_shapes_students_upload(tmp_path):
     assert grading.course_modules(edited) == ["mnist.py"]  # utils.py and trainer.py are the student's: never filled
 
 
+def test_grades_csv_keeps_the_hand_ins_of_earlier_runs(tmp_path, blank):
+    out, other = tmp_path / "graded", shutil.copytree(blank, tmp_path / "other")
+    grading.grade_all([other], out, official=False)
+    grading.grade_all([blank], out, official=False)
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert [(row["submission"], int(row["total"]), int(row["max"])) for row in rows] == [("other", 0, FULL),
+                                                                                        ("student", 0, FULL)]
+    shutil.rmtree(out / "other")  # its results gone: its row too, at the next run
+    grading.grade_all([blank], out, official=False)
+    assert [row["submission"] for row in csv.DictReader((out / "grades.csv").open())] == ["student"]
+
+
 def _cmdline(process: Path) -> bytes:
     try:
         return (process / "cmdline").read_bytes()
