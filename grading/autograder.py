@@ -41,7 +41,11 @@ if [[ -z $python ]]; then
   apt-get update && apt-get install -y python3.11 python3.11-venv
   python=$(command -v python3.11)
 fi
-"$python" -m venv .venv
+if ! "$python" -m venv --clear .venv; then  # Debian and Ubuntu ship venv's pip apart: python3.X-venv
+  version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+  apt-get update && { apt-get install -y "python$version-venv" || apt-get install -y python3-venv; }
+  "$python" -m venv --clear .venv
+fi
 .venv/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 .venv/bin/python -c 'from support import fetch; fetch.ensure("mnist")'
 """
