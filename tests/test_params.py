@@ -81,3 +81,23 @@ def test_the_synthetic_data_set_gets_a_training_size_it_has():
     assert {values["train_size"] for values in out.values()} == {2000}
     with pytest.raises(ParameterError, match=r"train_size must be an integer in \[1, 3000\] for synthetic"):
         resolve("task3.train_size=5000", dataset="synthetic")
+
+
+def test_an_instructors_target_in_the_student_version_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    """The student version leaves out bench/, grading/, tests/build/: its make help does not offer their targets, and
+    asking for one says whose it is."""
+    from tools import cli
+    from tools.common import BuildError
+
+    if (cli.ROOT / "bench").exists():  # the instructor's source
+        assert cli.parse_args(["bench"])[0] == ["bench"]
+    monkeypatch.setattr(cli, "ROOT", tmp_path)
+    for target, part in (("bench", "bench"), ("test-build", "tests/build"), ("grade", "grading")):
+        with pytest.raises(BuildError, match=f"^make {target} is the instructor's: this is the student version, "
+                                             f"without {part}$"):
+            cli.parse_args([target])
+    cli.print_help()
+    shown = capsys.readouterr().out
+    assert "  bench " not in shown and "  report " in shown
+    assert ("(the instructor's test-build, student, grade, autograder, release, bench: not in the student "
+            "version)") in shown

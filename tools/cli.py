@@ -47,6 +47,16 @@ TARGETS = {
 }
 
 
+INSTRUCTOR_TARGETS = {"test-build": "tests/build", "bench": "bench", "student": "tools/student.py",
+                      "grade": "grading", "autograder": "grading", "release": "grading"}  # target -> what it needs
+
+
+def missing_instructor_part(target: str) -> str | None:
+    """The instructor's part a target needs and this copy lacks (the student version leaves them out), or None."""
+    needed = INSTRUCTOR_TARGETS.get(target)
+    return needed if needed and not (ROOT / needed).exists() else None
+
+
 VARIABLES = {  # name -> (default, meaning); read from NAME=value arguments, else the environment
     "PARAMS": ("", 'task parameters: PARAMS="<task>.<name>=<value> ...", names of a notebook\'s parameters cell'),
     "SEED": ("", "every task's shuffle_seed (an integer >= 0)"),
@@ -83,6 +93,8 @@ def parse_args(argv: list[str]) -> tuple[list[str], dict[str, str]]:
                 raise BuildError(f"unknown variable {name!r}; the variables are {', '.join(VARIABLES)}")
             given[name] = value
         elif arg in TARGETS:
+            if missing := missing_instructor_part(arg):
+                raise BuildError(f"make {arg} is the instructor's: this is the student version, without {missing}")
             targets.append(arg)
         else:
             raise BuildError(f"unknown target {arg!r}; `python make.py help` lists them")
@@ -92,8 +104,12 @@ def parse_args(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 def print_help() -> None:
     print("python make.py <target> [NAME=value ...]   (or: make <target> NAME=value ...)\n")
+    left_out = [name for name in TARGETS if missing_instructor_part(name)]
     for name, text in TARGETS.items():
-        print(f"  {name:12} {text}")
+        if name not in left_out:
+            print(f"  {name:12} {text}")
+    if left_out:
+        print(f"  (the instructor's {', '.join(left_out)}: not in the student version)")
     print("\nVariables:")
     for name, (default, text) in VARIABLES.items():
         print(f"  {name:12} {text}" + (f" [{default}]" if default else ""))
