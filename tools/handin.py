@@ -40,8 +40,10 @@ def write_handin(build: Build) -> None:
                              "(or `python make.py submission`) again. Nothing was written.")
         pending = recorded(build.dir / "notebooks" / "report.ipynb").get("pending", {})
         if pending and build.variables["PARTIAL"] != "yes":
+            earlier = "; the one here is an earlier hand-in's" if out.exists() else ""
             raise BuildError(f"{build.pdf.name} is a partial report, {pending_list(pending)}Finish them, or hand it "
-                             "in as it is with `make submission PARTIAL=yes`. Nothing was written.")
+                             f"in as it is with `make submission PARTIAL=yes`. assignment_code.zip was not written"
+                             f"{earlier}.")
         changed = changed_since_report(build)
         if changed:
             raise BuildError(f"{', '.join(changed)} changed after {build.pdf.name} was built from them (an edit during "
