@@ -216,13 +216,16 @@ def test_the_autograder_runs_against_a_stand_in_autograder_folder(tmp_path, blan
     run = stand_in / "source" / "run_autograder"
     run.chmod(0o755)
     subprocess.run(["bash", "-n", str(stand_in / "source" / "setup.sh")], check=True)
-    done = subprocess.run([str(run)], env={"PATH": "/usr/bin:/bin", "AUTOGRADER_ROOT": str(stand_in),
-                                           "AUTOGRADER_PYTHON": sys.executable, "MNIST_DIR": str(tmp_path / "none")},
-                          capture_output=True, text=True, timeout=300)
+    env = {"PATH": "/usr/bin:/bin", "AUTOGRADER_ROOT": str(stand_in), "AUTOGRADER_PYTHON": sys.executable,
+           "MNIST_DIR": str(tmp_path / "none")}
+    done = subprocess.run([str(run)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     results = stand_in / "results" / "results.json"
     assert problems_of(results) == [] and json.loads(results.read_text())["extra_data"]["score"] == 0
     assert "MNIST is not in the autograder's cache" in json.loads(results.read_text())["output"]
+    with subprocess.Popen([str(run)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        proc.stdout.close()  # its log gone (a closed pipe): the results stand
+    assert proc.returncode == 0 and problems_of(results) == []
 
 
 def test_hand_ins_are_taken_in_the_shapes_students_upload(tmp_path):
