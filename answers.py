@@ -44,7 +44,7 @@ def load_answers() -> tuple[Data, Task2, Task3, Task4]:
     each checked; ResultsError naming the notebook to run when one is missing, outdated or not what was asked for.
     In JupyterLab, such a task's values show as pending instead, and one line says which notebook to run."""
     folder, keys, parameters = handoff.report_inputs()
-    results, unusable = {}, {}
+    results, unusable = {}, []
     for task in ("task2", "task3", "task4"):
         try:
             results[task] = load_results(task, results_dir=folder, expected_key=keys.get(task),
@@ -52,12 +52,12 @@ def load_answers() -> tuple[Data, Task2, Task3, Task4]:
         except ResultsError as exc:
             if not handoff.in_editor():  # a build or an export: it stops, the error naming the notebook to run
                 raise
-            unusable[task] = exc
+            unusable.append(task)
             print(f"{problem_of(str(exc))}: run {task}.ipynb, then this notebook again; its values show as pending")
     figures = folder.parent / "figures"
     tasks = [cls(results[task], figures) if task in results else NotRun(task)
              for cls, task in ((Task2, "task2"), (Task3, "task3"), (Task4, "task4"))]
-    data = Data(results) if {"task2", "task3"} <= results.keys() else NotRun(min(unusable))
+    data = Data(results) if {"task2", "task3"} <= results.keys() else NotRun(unusable[0])
     return data, *tasks
 
 

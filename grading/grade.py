@@ -32,11 +32,10 @@ from support import probes
 from support.checks import CHECKS, TASKS, judge
 from support.definitions import DONE, FAILING, NOT_STARTED, Result
 from support.fileio import atomic_write
-from support.project import instructor_only
+from support.project import ROOT, instructor_only
 from support.sources import project_modules
 from tools.regions import regions
 
-ROOT = Path(__file__).resolve().parent.parent
 IMPORT_SECONDS = 30.0  # for the hand-in's modules to import
 CHECK_SECONDS = 20.0  # for one check (the course's gradient test runs 1,570 forward passes)
 HIDDEN_SECONDS = 300.0  # for one hidden check's training (the 4e runs take about 20 s on 2 cores)
